@@ -1,0 +1,1 @@
+"""File formats: PNG metadata, workflow files, safe image loading. Stdlib, PIL and numpy only."""
