@@ -7,6 +7,20 @@ from typing import Any
 
 MODES = ("txt2img", "img2img", "inpaint", "upscale")
 
+# Sampler names as users know them (A1111 spelling); the engine maps each to a diffusers scheduler.
+SAMPLERS = (
+    "Euler",
+    "Euler a",
+    "Heun",
+    "DPM++ 2M",
+    "DPM++ 2M Karras",
+    "DPM++ SDE Karras",
+    "DDIM",
+    "UniPC",
+    "LMS",
+    "LCM",
+)
+
 
 @dataclass(frozen=True)
 class GenerationParams:
