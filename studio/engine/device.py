@@ -1,0 +1,94 @@
+"""Which device and dtype to run on: CUDA (fp16), Apple MPS, or the CPU (fp32)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import torch
+
+from studio.errors import ParameterError
+
+log = logging.getLogger(__name__)
+
+DEVICE_CHOICES = ("auto", "cuda", "mps", "cpu")
+
+
+@dataclass(frozen=True)
+class DeviceChoice:
+    """Where models run and in which precision."""
+
+    device: torch.device
+    dtype: torch.dtype
+
+    @property
+    def label(self) -> str:
+        return f"{self.device.type} {str(self.dtype).removeprefix('torch.')}"
+
+
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return bool(mps and mps.is_available())
+
+
+def choose_device(preference: str = "auto", dtype: str | None = None) -> DeviceChoice:
+    """Pick a device (auto prefers CUDA, then MPS, then CPU) and its default dtype."""
+    preference = (preference or "auto").lower()
+    if preference not in DEVICE_CHOICES:
+        raise ParameterError(
+            f"Unknown device '{preference}': choose one of {', '.join(DEVICE_CHOICES)}."
+        )
+    if preference == "auto":
+        if torch.cuda.is_available():
+            preference = "cuda"
+        elif _mps_available():
+            preference = "mps"
+        else:
+            preference = "cpu"
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise ParameterError("CUDA was requested but no CUDA GPU is available.")
+    if preference == "mps" and not _mps_available():
+        raise ParameterError("Apple MPS was requested but is not available on this machine.")
+
+    if dtype is None:
+        # Half precision halves memory and is much faster on GPUs; the CPU has no fast fp16 path.
+        chosen = torch.float16 if preference in ("cuda", "mps") else torch.float32
+    else:
+        table = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+        if dtype not in table:
+            raise ParameterError(f"Unknown precision '{dtype}': choose fp16, bf16 or fp32.")
+        chosen = table[dtype]
+        if preference == "cpu" and chosen == torch.float16:
+            raise ParameterError("fp16 is not supported on the CPU: use fp32 or bf16.")
+    if preference == "cpu":
+        reserve_core_for_gui()
+    return DeviceChoice(torch.device(preference), chosen)
+
+
+def reserve_core_for_gui() -> None:
+    """Leave one core free so the window stays responsive while the CPU samples."""
+    cores = os.cpu_count() or 1
+    threads = max(1, cores - 1)
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+        log.info("Using %d of %d CPU cores for sampling", threads, cores)
+
+
+def free_device_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif device.type == "mps":
+        torch.mps.empty_cache()
+
+
+def device_memory_budget(device: torch.device) -> int:
+    """Bytes of model weights we allow to stay loaded on this device."""
+    if device.type == "cuda":
+        total = torch.cuda.get_device_properties(device).total_memory
+        return int(total * 0.7)
+    try:
+        pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        pages = 16 * 1024**3
+    return int(pages * 0.5)

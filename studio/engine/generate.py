@@ -1,0 +1,300 @@
+"""Text-to-image, image-to-image and inpainting on a loaded checkpoint, with previews and cancel."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import torch
+from diffusers import DiffusionPipeline
+from PIL import Image
+
+from studio.engine import masks
+from studio.engine.checkpoint import LoadedModel
+from studio.engine.device import free_device_memory
+from studio.engine.preview import PreviewMaker, latent_rgb_for
+from studio.engine.progress import CancelToken, ProgressCallback, Step
+from studio.engine.samplers import make_scheduler, sampler_by_name
+from studio.errors import Cancelled, ImageError, OutOfMemoryError, ParameterError
+from studio.formats.parameters import MODES, GenerationParams
+
+log = logging.getLogger(__name__)
+
+MIN_SIDE = 64
+MAX_SIDE = 8192
+MAX_PIXELS = 4096 * 4096
+MAX_STEPS = 1000
+MAX_BATCH = 100
+# Tensors that classifier-free guidance doubles (negative half first); halved at the CFG cut-off.
+_CFG_DOUBLED = ("prompt_embeds", "add_text_embeds", "add_time_ids", "mask", "masked_image_latents")
+
+
+@dataclass(frozen=True)
+class GeneratedImage:
+    image: Image.Image
+    params: GenerationParams  # exactly what reproduces this one image
+
+
+def _round8(value: int) -> int:
+    return max(8, int(round(value / 8)) * 8)
+
+
+def check_params(params: GenerationParams) -> tuple[GenerationParams, list[str]]:
+    """Validate ranges; round sizes to multiples of 8. Returns the params to use and notes for the user."""
+    notes: list[str] = []
+    if params.mode not in MODES or params.mode == "upscale":
+        raise ParameterError(f"Unknown generation mode '{params.mode}'.")
+    if params.steps < 1:
+        raise ParameterError(f"Steps must be at least 1 (got {params.steps}).")
+    if params.steps > MAX_STEPS:
+        raise ParameterError(f"Steps must be at most {MAX_STEPS} (got {params.steps}).")
+    if not 1 <= params.batch_size <= MAX_BATCH:
+        raise ParameterError(
+            f"Batch count must be between 1 and {MAX_BATCH} (got {params.batch_size})."
+        )
+    if not 0 <= params.cfg_scale <= 100:
+        raise ParameterError(f"CFG scale must be between 0 and 100 (got {params.cfg_scale}).")
+    if not 0 <= params.guidance_rescale <= 1:
+        raise ParameterError(
+            f"Guidance rescale must be between 0 and 1 (got {params.guidance_rescale})."
+        )
+    if not 0 < params.cfg_cutoff <= 1:
+        raise ParameterError(
+            f"CFG cut-off must be above 0 and at most 1 (got {params.cfg_cutoff})."
+        )
+    if not 0 <= params.pag_scale <= 20:
+        raise ParameterError(f"PAG scale must be between 0 and 20 (got {params.pag_scale}).")
+    if params.mode in ("img2img", "inpaint"):
+        strength = 0.75 if params.strength is None else params.strength
+        if not 0 < strength <= 1:
+            raise ParameterError(f"Strength must be above 0 and at most 1 (got {strength}).")
+        params = params.with_(strength=strength)
+    sampler_by_name(params.sampler)
+    if params.seed < 0 or params.seed >= 2**64:
+        raise ParameterError(f"Seed must be between 0 and 2^64-1 (got {params.seed}).")
+
+    width, height = params.width, params.height
+    if width < MIN_SIDE or height < MIN_SIDE:
+        raise ParameterError(
+            f"Size {width}x{height} is too small: each side must be at least {MIN_SIDE}."
+        )
+    if width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
+        raise ParameterError(
+            f"Size {width}x{height} is too large: at most {MAX_SIDE} pixels a side and "
+            f"{MAX_PIXELS // 1_000_000} megapixels."
+        )
+    w8, h8 = _round8(width), _round8(height)
+    if (w8, h8) != (width, height):
+        notes.append(f"Size {width}x{height} is not a multiple of 8: using {w8}x{h8}.")
+        params = params.with_(width=w8, height=h8)
+    return params, notes
+
+
+class _DenoisedTap:
+    """Wraps scheduler.step to keep the latest denoised estimate (x0) for previews."""
+
+    def __init__(self, scheduler) -> None:
+        self.scheduler = scheduler
+        self.step_fn = scheduler.step
+        self.x0: torch.Tensor | None = None
+        scheduler.step = self
+
+    def __call__(self, *args, **kwargs):
+        out = self.step_fn(*args, **kwargs)
+        x0 = None
+        if isinstance(out, tuple):
+            x0 = out[1] if len(out) > 1 and isinstance(out[1], torch.Tensor) else None
+        else:
+            x0 = getattr(out, "pred_original_sample", None)
+        if x0 is None:
+            # Multistep solvers (DPM++, UniPC) keep their x0 predictions instead of returning them.
+            history = getattr(self.scheduler, "model_outputs", None)
+            if history and history[-1] is not None:
+                x0 = history[-1]
+        self.x0 = x0
+        return out
+
+
+def decode_latents(pipe: DiffusionPipeline, latents: torch.Tensor) -> list[Image.Image]:
+    """VAE-decode latents to PIL images, retrying in fp32 if half precision overflows."""
+    vae = pipe.vae
+    if vae.dtype == torch.float16 and vae.config.get("force_upcast", False):
+        vae.to(torch.float32)
+    image = _vae_decode(vae, latents)
+    if not torch.isfinite(image).all() and vae.dtype != torch.float32:
+        log.warning("The VAE overflowed in half precision; decoding in fp32 from now on")
+        vae.to(torch.float32)
+        image = _vae_decode(vae, latents)
+    return pipe.image_processor.postprocess(image.float(), output_type="pil")
+
+
+def _vae_decode(vae, latents: torch.Tensor) -> torch.Tensor:
+    latents = latents.to(vae.device, vae.dtype)
+    config = vae.config
+    mean, std = config.get("latents_mean"), config.get("latents_std")
+    if mean is not None and std is not None:
+        shape = (1, latents.shape[1], 1, 1)
+        mean_t = torch.tensor(mean).view(shape).to(latents)
+        std_t = torch.tensor(std).view(shape).to(latents)
+        latents = latents * std_t / config.scaling_factor + mean_t
+    else:
+        latents = latents / config.scaling_factor + (config.get("shift_factor") or 0.0)
+    with torch.inference_mode():
+        return vae.decode(latents, return_dict=False)[0]
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def generate(
+    model: LoadedModel,
+    params: GenerationParams,
+    *,
+    init_image: Image.Image | None = None,
+    mask: Image.Image | None = None,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+    previews: bool = True,
+) -> list[GeneratedImage]:
+    """Run one generation job: `params.batch_size` images, image i seeded with seed + i."""
+    params, notes = check_params(params)
+    for note in notes:
+        log.warning(note)
+    try:
+        return _generate(model, params, init_image, mask, progress, cancel, previews)
+    except Exception as exc:
+        if _is_oom(exc):
+            free_device_memory(model.choice.device)
+            raise OutOfMemoryError(
+                f"The {model.choice.device.type.upper()} ran out of memory generating "
+                f"{params.width}x{params.height}: try a smaller size."
+            ) from None
+        raise
+
+
+def _generate(model, params, init_image, mask, progress, cancel, previews):
+    mode = params.mode
+    job = None
+    if mode in ("img2img", "inpaint") and init_image is None:
+        raise ImageError(f"{mode} needs an input image.")
+    if mode == "inpaint":
+        if mask is None:
+            raise ImageError("Inpainting needs a mask.")
+        job = masks.prepare_inpaint(
+            init_image,
+            mask,
+            grow=params.mask_grow,
+            feather=params.mask_feather,
+            masked_only=params.masked_only,
+            padding=params.masked_padding,
+            target=model.native_size,
+        )
+        work_image, work_mask = job.image, job.mask
+        width, height = work_image.size
+    elif mode == "img2img":
+        work_image = init_image.convert("RGB")
+        width, height = params.width, params.height
+        if work_image.size != (width, height):
+            work_image = work_image.resize((width, height), Image.LANCZOS)
+        work_mask = None
+    else:
+        work_image = work_mask = None
+        width, height = params.width, params.height
+    width, height = _round8(width), _round8(height)
+
+    pag = params.pag_scale > 0
+    task = mode
+    if model.info.inpaint and mode != "inpaint":
+        # A 9-channel inpainting UNet generates through the inpaint pipeline with an all-white mask.
+        work_image = work_image or Image.new("RGB", (width, height), (127, 127, 127))
+        work_mask = Image.new("L", work_image.size, 255)
+        task = "inpaint"
+    pipe = model.pipeline(task, pag=pag)
+    pipe.scheduler = make_scheduler(params.sampler, model.base.scheduler.config)
+    tap = _DenoisedTap(pipe.scheduler)
+    maker = PreviewMaker(latent_rgb_for(model.info.family, model.info.path), model.choice.device)
+
+    kwargs: dict = {
+        "prompt": params.prompt,
+        "negative_prompt": params.negative_prompt or None,
+        "num_inference_steps": params.steps,
+        "guidance_scale": params.cfg_scale,
+        "guidance_rescale": params.guidance_rescale,
+        "output_type": "latent",
+    }
+    if pag:
+        kwargs["pag_scale"] = params.pag_scale
+    if task == "txt2img":
+        kwargs.update(width=width, height=height)
+    elif task == "img2img":
+        kwargs.update(image=work_image, strength=params.strength)
+    else:
+        kwargs.update(
+            image=work_image,
+            mask_image=work_mask,
+            width=width,
+            height=height,
+            strength=params.strength if mode != "txt2img" else 1.0,
+        )
+
+    cutoff = params.cfg_cutoff < 1 and params.cfg_scale > 1 and not pag
+    if params.cfg_cutoff < 1 and pag:
+        log.info("CFG cut-off is not applied together with perturbed-attention guidance")
+    tensor_inputs = ["latents"]
+    if cutoff:
+        tensor_inputs += [n for n in _CFG_DOUBLED if n in pipe._callback_tensor_inputs]
+
+    count = params.batch_size
+    results: list[GeneratedImage] = []
+    for index in range(count):
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        seed = params.seed + index
+        state = {"guided": True}
+
+        def on_step_end(pipe, i, t, tensors, index=index, state=state):
+            n = pipe.num_timesteps
+            if cancel is not None and cancel.cancelled:
+                pipe._interrupt = True
+            if cutoff and state["guided"] and i + 1 >= math.ceil(params.cfg_cutoff * n):
+                state["guided"] = False
+                pipe._guidance_scale = 0.0
+                for name in tensor_inputs[1:]:
+                    value = tensors.get(name)
+                    if value is not None and value.shape[0] % 2 == 0:
+                        tensors[name] = value.chunk(2)[1]
+            if progress is not None:
+                latents = tap.x0 if tap.x0 is not None else tensors["latents"]
+                preview = maker(latents) if previews else None
+                progress(Step(index * n + i + 1, count * n, preview))
+            return tensors
+
+        generator = torch.Generator("cpu").manual_seed(seed)
+        latents = pipe(
+            **kwargs,
+            generator=generator,
+            callback_on_step_end=on_step_end,
+            callback_on_step_end_tensor_inputs=tensor_inputs,
+        ).images
+        if cancel is not None and cancel.cancelled:
+            raise Cancelled()
+        image = decode_latents(pipe, latents)[0]
+        if job is not None:
+            image = masks.finish_inpaint(job, image)
+        results.append(
+            GeneratedImage(
+                image,
+                params.with_(
+                    seed=seed,
+                    batch_size=1,
+                    batch_index=0,
+                    width=image.width,
+                    height=image.height,
+                    model=model.name,
+                    model_family=model.info.config_name,
+                ),
+            )
+        )
+    return results
