@@ -284,3 +284,12 @@ def detect(path: str | Path) -> CheckpointInfo:
     info = classify(shapes, probes, path)
     log.info("%s: %s", path.name, info.label)
     return info
+
+
+def is_diffusion_checkpoint(path: str | Path) -> bool:
+    """True for a Stable Diffusion checkpoint or diffusers folder, False for anything else."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        return (path / "model_index.json").exists()
+    shapes, _ = read_state_dict_shapes(path)
+    return any(key.startswith(UNET) for key in shapes)

@@ -1,0 +1,324 @@
+"""The `studio` command line: generate, upscale, list models, read an image's parameters."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import sys
+from pathlib import Path
+
+from studio import __version__
+from studio.errors import ParameterError, StudioError
+
+log = logging.getLogger("studio")
+
+EXIT_USER_ERROR = 2
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = text.lower().split("x")
+        return int(w), int(h)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 512x768, not '{text}'") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="studio", description="Native, offline image generation.")
+    parser.add_argument("--version", action="version", version=f"studio {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    sub = parser.add_subparsers(dest="command")
+
+    gen = sub.add_parser("generate", help="text-to-image, image-to-image or inpainting")
+    gen.add_argument("prompt", nargs="?", default="", help="what to draw (may be empty)")
+    gen.add_argument("--model", type=Path, help="checkpoint file or diffusers folder")
+    gen.add_argument("--config", type=Path, help="diffusers config folder for a non-standard model")
+    gen.add_argument("--negative", default="", help="what to avoid")
+    gen.add_argument("--steps", type=int, default=20)
+    gen.add_argument("--cfg", type=float, default=7.0, help="classifier-free guidance scale")
+    gen.add_argument("--rescale", type=float, default=0.0, help="guidance rescale (0-1)")
+    gen.add_argument("--pag", type=float, default=0.0, help="perturbed-attention guidance scale")
+    gen.add_argument("--cfg-cutoff", type=float, default=1.0, help="fraction of steps with CFG")
+    gen.add_argument("--sampler", default="Euler a")
+    gen.add_argument("--seed", type=int, help="random when not given")
+    gen.add_argument("--size", type=_size, help="WxH (default: the model's native size)")
+    gen.add_argument(
+        "--batch", type=int, default=1, help="how many images (seeds seed, seed+1, ...)"
+    )
+    gen.add_argument("--init", type=Path, help="input image for image-to-image or inpainting")
+    gen.add_argument("--strength", type=float, help="how much to change the input image (0-1)")
+    gen.add_argument("--mask", type=Path, help="mask image: white = repaint")
+    gen.add_argument("--grow", type=int, default=0, help="grow the mask by N pixels")
+    gen.add_argument("--feather", type=int, default=8, help="feather the mask edge by N pixels")
+    gen.add_argument("--masked-only", action="store_true", help="inpaint a crop around the mask")
+    gen.add_argument(
+        "--padding", type=int, default=32, help="context around the mask (masked-only)"
+    )
+    gen.add_argument("--color-match", action="store_true", help="match colours of the new region")
+    _device_args(gen)
+    gen.add_argument("-o", "--output", type=Path, help="output PNG (never overwritten)")
+
+    up = sub.add_parser("upscale", help="super-resolution")
+    up.add_argument("image", type=Path)
+    up.add_argument(
+        "--model", type=Path, help="upscale model (ESRGAN, SwinIR, ...) or x4 diffusion upscaler"
+    )
+    up.add_argument("--scale", type=float, help="factor for the plain Lanczos resize (default 2)")
+    up.add_argument("--tile", type=int, default=512)
+    up.add_argument("--overlap", type=int, default=32)
+    up.add_argument("--prompt", default="", help="prompt for the diffusion upscaler")
+    up.add_argument("--noise-level", type=int, default=20, help="diffusion upscaler noise level")
+    up.add_argument("--steps", type=int, default=20, help="diffusion upscaler steps")
+    up.add_argument("--seed", type=int, default=0)
+    _device_args(up)
+    up.add_argument("-o", "--output", type=Path)
+
+    models = sub.add_parser("models", help="list checkpoints and upscale models")
+    models.add_argument("folders", nargs="*", type=Path)
+
+    info = sub.add_parser("info", help="print the generation parameters stored in an image")
+    info.add_argument("image", type=Path)
+    return parser
+
+
+def _device_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default=None, help="auto, cuda, mps or cpu")
+    parser.add_argument("--precision", default=None, help="fp16, bf16 or fp32")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s: %(message)s",
+    )
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return {
+            "generate": cmd_generate,
+            "upscale": cmd_upscale,
+            "models": cmd_models,
+            "info": cmd_info,
+        }[args.command](args)
+    except StudioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+class _ProgressBar:
+    def __init__(self, desc: str) -> None:
+        from tqdm import tqdm
+
+        self._tqdm = tqdm
+        self.bar = None
+        self.desc = desc
+
+    def __call__(self, step) -> None:
+        if self.bar is None:
+            # Windowed frozen apps have no stderr; tqdm must not crash there.
+            self.bar = self._tqdm(
+                total=step.total,
+                desc=self.desc,
+                unit="step",
+                file=sys.stderr,
+                disable=sys.stderr is None,
+            )
+        self.bar.update(step.step - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _choice(args):
+    from studio.engine.device import choose_device
+    from studio.settings import Settings
+
+    settings = Settings.load()
+    return choose_device(
+        args.device or settings.device, args.precision or settings.precision or None
+    )
+
+
+def _versions(choice) -> dict[str, str]:
+    import diffusers
+    import torch
+
+    return {
+        "studio": __version__,
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+        "device": choice.label,
+    }
+
+
+def _default_model() -> Path:
+    from studio.settings import Settings
+
+    settings = Settings.load()
+    if settings.default_model:
+        return Path(settings.default_model)
+    raise ParameterError(
+        "No model given: pass --model PATH (a .safetensors checkpoint or diffusers folder)."
+    )
+
+
+def _output_path(args, default_stem: str) -> Path:
+    if args.output is not None:
+        return args.output
+    from studio.settings import Settings
+
+    return Settings.load().output_path / f"{default_stem}.png"
+
+
+def cmd_generate(args) -> int:
+    from studio.formats.images import load_image, load_mask
+    from studio.formats.parameters import GenerationParams
+
+    if args.mask is not None and args.init is None:
+        raise ParameterError("--mask needs --init: the image to inpaint.")
+    init = load_image(args.init) if args.init else None
+    mask = load_mask(args.mask, size=init.size) if args.mask else None
+    mode = "inpaint" if mask is not None else "img2img" if init is not None else "txt2img"
+    seed = args.seed if args.seed is not None else random.randrange(2**32)
+
+    from studio.engine.checkpoint import load_model
+    from studio.engine.generate import check_params, generate
+
+    params = GenerationParams(
+        mode=mode,
+        prompt=args.prompt,
+        negative_prompt=args.negative,
+        steps=args.steps,
+        sampler=args.sampler,
+        cfg_scale=args.cfg,
+        guidance_rescale=args.rescale,
+        pag_scale=args.pag,
+        cfg_cutoff=args.cfg_cutoff,
+        seed=seed,
+        batch_size=args.batch,
+        strength=args.strength,
+        mask_grow=args.grow,
+        mask_feather=args.feather,
+        masked_only=args.masked_only,
+        masked_padding=args.padding,
+        color_match=args.color_match,
+    )
+    # Validate what can be checked before the (slow) model load.
+    size = args.size or (init.size if init is not None else (512, 512))
+    params, notes = check_params(params.with_(width=size[0], height=size[1]))
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+
+    choice = _choice(args)
+    model = load_model(args.model or _default_model(), choice, config=args.config)
+    if args.size is None and init is None:
+        native = model.native_size
+        params = params.with_(width=native, height=native)
+    bar = _ProgressBar("generating")
+    try:
+        results = generate(model, params, init_image=init, mask=mask, progress=bar)
+    finally:
+        bar.close()
+
+    from studio.formats.files import save_png
+
+    target = _output_path(args, f"studio-{seed}")
+    versions = _versions(choice)
+    for result in results:
+        written = save_png(result.image, target, result.params, versions=versions)
+        print(written)
+    return 0
+
+
+def cmd_upscale(args) -> int:
+    from studio.engine import upscale
+    from studio.formats.files import save_png
+    from studio.formats.images import load_image
+    from studio.formats.parameters import GenerationParams
+
+    image = load_image(args.image)
+    target = _output_path(args, f"{args.image.stem}-upscaled")
+    params = GenerationParams(mode="upscale", width=image.width, height=image.height)
+    if args.model is None:
+        factor = args.scale or 2.0
+        result = upscale.lanczos_resize(image, factor=factor)
+        params = params.with_(upscaler="Lanczos", upscale_factor=factor)
+        versions = {"studio": __version__}
+    else:
+        from studio.engine.detect import is_diffusion_checkpoint
+
+        choice = _choice(args)
+        versions = _versions(choice)
+        bar = _ProgressBar("upscaling")
+        try:
+            if is_diffusion_checkpoint(args.model):
+                from studio.engine.checkpoint import load_model
+
+                model = load_model(args.model, choice)
+                if model.info.family != "sd-x4-upscaler":
+                    raise ParameterError(
+                        f"{args.model.name} is a {model.info.label} checkpoint, not an upscale model."
+                    )
+                result = upscale.upscale_with_diffusion(
+                    model.base,
+                    image,
+                    prompt=args.prompt,
+                    steps=args.steps,
+                    noise_level=args.noise_level,
+                    seed=args.seed,
+                    progress=bar,
+                )
+                params = params.with_(
+                    upscaler=args.model.name,
+                    upscale_factor=4,
+                    noise_level=args.noise_level,
+                    prompt=args.prompt,
+                    steps=args.steps,
+                    seed=args.seed,
+                )
+            else:
+                model = upscale.load_upscale_model(args.model, device=choice.device)
+                result = upscale.upscale_tiled(
+                    model, image, tile=args.tile, overlap=args.overlap, progress=bar
+                )
+                params = params.with_(upscaler=args.model.name, upscale_factor=model.scale)
+        finally:
+            bar.close()
+    params = params.with_(width=result.width, height=result.height)
+    print(save_png(result, target, params, versions=versions))
+    return 0
+
+
+def cmd_models(args) -> int:
+    from studio.engine.catalog import scan_models
+    from studio.settings import Settings
+
+    folders = args.folders or [Path(p) for p in Settings.load().model_folders]
+    if not folders:
+        raise ParameterError("No folders given and none configured: run `studio models FOLDER`.")
+    found = scan_models(folders)
+    if not found:
+        print("No models found.")
+    for entry in found:
+        print(f"{entry.kind:<10} {entry.label:<34} {entry.path}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    from studio.formats.metadata import read_metadata, to_a1111
+
+    meta = read_metadata(args.image)
+    if meta is None:
+        print(f"{args.image.name} holds no generation parameters.")
+        return 1
+    print(f"# from {meta.source} metadata")
+    print(to_a1111(meta.params))
+    return 0
