@@ -190,6 +190,7 @@ def _generate(model, params, init_image, mask, progress, cancel, previews):
             masked_only=params.masked_only,
             padding=params.masked_padding,
             target=model.native_size,
+            color_match=params.color_match,
         )
         work_image, work_mask = job.image, job.mask
         width, height = work_image.size
