@@ -26,15 +26,58 @@ def _refuse(*args, **kwargs):
     raise NetworkBlocked(f"a test tried to reach the network: {args!r}")
 
 
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    """Every test runs with outgoing connections refused, proving Studio works offline."""
-    monkeypatch.setattr(socket.socket, "connect", _refuse)
-    monkeypatch.setattr(socket.socket, "connect_ex", _refuse)
-    monkeypatch.setattr(socket, "create_connection", _refuse)
-    monkeypatch.setattr(socket, "getaddrinfo", _refuse)
+@pytest.fixture(scope="session", autouse=True)
+def no_network():
+    """The whole session (model building and loading included) runs with connections refused."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket.socket, "connect", _refuse)
+        patch.setattr(socket.socket, "connect_ex", _refuse)
+        patch.setattr(socket, "create_connection", _refuse)
+        patch.setattr(socket, "getaddrinfo", _refuse)
+        yield
 
 
 @pytest.fixture(autouse=True)
 def isolated_config(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("STUDIO_CONFIG_DIR", str(tmp_path_factory.mktemp("config")))
+
+
+def _tiny(family: str, tmp_path_factory):
+    from tests.tiny_models import make_tiny_checkpoint
+
+    return make_tiny_checkpoint(family, tmp_path_factory.mktemp(family))
+
+
+@pytest.fixture(scope="session")
+def tiny_sd1(tmp_path_factory):
+    return _tiny("sd1", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def tiny_sd1_inpaint(tmp_path_factory):
+    return _tiny("sd1-inpaint", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def tiny_sd2v(tmp_path_factory):
+    return _tiny("sd2-v", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def tiny_sdxl(tmp_path_factory):
+    return _tiny("sdxl", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def cpu():
+    from studio.engine.device import choose_device
+
+    return choose_device("cpu")
+
+
+@pytest.fixture(scope="session")
+def sd1_model(tiny_sd1, cpu):
+    """The tiny SD1 model loaded the way a user's checkpoint is: from its single file."""
+    from studio.engine.checkpoint import load_model
+
+    return load_model(tiny_sd1.single_file, cpu, config=tiny_sd1.config_folder)

@@ -153,6 +153,18 @@ def _load_pipeline(
     )
 
 
+def _check_complete(pipe: DiffusionPipeline, info: CheckpointInfo) -> None:
+    """diffusers leaves weights it found no key for on the meta device without a word."""
+    for name, module in pipe.components.items():
+        if isinstance(module, torch.nn.Module):
+            missing = [n for n, p in module.named_parameters() if p.is_meta]
+            if missing:
+                raise ModelError(
+                    f"{info.path.name} is missing {len(missing)} weights of its {name} "
+                    f"(e.g. {missing[0]}): the file is incomplete or not a {info.label} model."
+                )
+
+
 def _apply_prediction(pipe: DiffusionPipeline, info: CheckpointInfo) -> None:
     """Make the scheduler match what the weights were trained for (v-prediction, zero SNR)."""
     sched = pipe.scheduler
@@ -185,6 +197,7 @@ def load_model(
     except Exception as exc:  # diffusers raises many kinds; the user needs one sentence
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"Could not load {info.path.name} as {info.label}: {first}") from exc
+    _check_complete(pipe, info)
     _apply_prediction(pipe, info)
     pipe.set_progress_bar_config(disable=True)
     pipe.to(choice.device)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ class GeneratedImage:
 
 
 def _round8(value: int) -> int:
-    return max(8, int(round(value / 8)) * 8)
+    return max(8, int(value / 8 + 0.5) * 8)
 
 
 def check_params(params: GenerationParams) -> tuple[GenerationParams, list[str]]:
@@ -95,25 +96,27 @@ class _DenoisedTap:
     """Wraps scheduler.step to keep the latest denoised estimate (x0) for previews."""
 
     def __init__(self, scheduler) -> None:
-        self.scheduler = scheduler
-        self.step_fn = scheduler.step
         self.x0: torch.Tensor | None = None
-        scheduler.step = self
+        step_fn = scheduler.step
 
-    def __call__(self, *args, **kwargs):
-        out = self.step_fn(*args, **kwargs)
-        x0 = None
-        if isinstance(out, tuple):
-            x0 = out[1] if len(out) > 1 and isinstance(out[1], torch.Tensor) else None
-        else:
-            x0 = getattr(out, "pred_original_sample", None)
-        if x0 is None:
-            # Multistep solvers (DPM++, UniPC) keep their x0 predictions instead of returning them.
-            history = getattr(self.scheduler, "model_outputs", None)
-            if history and history[-1] is not None:
-                x0 = history[-1]
-        self.x0 = x0
-        return out
+        # functools.wraps keeps step's signature visible: pipelines inspect it to decide whether
+        # to pass the generator, and ancestral samplers are only seeded when they get it.
+        @functools.wraps(step_fn)
+        def step(*args, **kwargs):
+            out = step_fn(*args, **kwargs)
+            if isinstance(out, tuple):
+                x0 = out[1] if len(out) > 1 and isinstance(out[1], torch.Tensor) else None
+            else:
+                x0 = getattr(out, "pred_original_sample", None)
+            if x0 is None:
+                # Multistep solvers (DPM++, UniPC) keep their x0 predictions instead of returning them.
+                history = getattr(scheduler, "model_outputs", None)
+                if history and history[-1] is not None:
+                    x0 = history[-1]
+            self.x0 = x0
+            return out
+
+        scheduler.step = step
 
 
 def decode_latents(pipe: DiffusionPipeline, latents: torch.Tensor) -> list[Image.Image]:
@@ -213,8 +216,6 @@ def _generate(model, params, init_image, mask, progress, cancel, previews):
         work_mask = Image.new("L", work_image.size, 255)
         task = "inpaint"
     pipe = model.pipeline(task, pag=pag)
-    pipe.scheduler = make_scheduler(params.sampler, model.base.scheduler.config)
-    tap = _DenoisedTap(pipe.scheduler)
     maker = PreviewMaker(latent_rgb_for(model.info.family, model.info.path), model.choice.device)
 
     kwargs: dict = {
@@ -254,11 +255,11 @@ def _generate(model, params, init_image, mask, progress, cancel, previews):
             cancel.raise_if_cancelled()
         seed = params.seed + index
         state = {"guided": True}
+        pipe.scheduler = make_scheduler(params.sampler, model.base.scheduler.config, seed=seed)
+        tap = _DenoisedTap(pipe.scheduler)
 
-        def on_step_end(pipe, i, t, tensors, index=index, state=state):
+        def on_step_end(pipe, i, t, tensors, index=index, state=state, tap=tap):
             n = pipe.num_timesteps
-            if cancel is not None and cancel.cancelled:
-                pipe._interrupt = True
             if cutoff and state["guided"] and i + 1 >= math.ceil(params.cfg_cutoff * n):
                 state["guided"] = False
                 pipe._guidance_scale = 0.0
@@ -270,6 +271,9 @@ def _generate(model, params, init_image, mask, progress, cancel, previews):
                 latents = tap.x0 if tap.x0 is not None else tensors["latents"]
                 preview = maker(latents) if previews else None
                 progress(Step(index * n + i + 1, count * n, preview))
+            # Checked last, so a cancel made while handling this step stops before the next one.
+            if cancel is not None and cancel.cancelled:
+                pipe._interrupt = True
             return tensors
 
         generator = torch.Generator("cpu").manual_seed(seed)

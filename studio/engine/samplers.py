@@ -66,8 +66,13 @@ def sampler_by_name(name: str) -> Sampler:
     raise ParameterError(f"Unknown sampler '{name}': choose one of {', '.join(SAMPLERS)}.")
 
 
-def make_scheduler(name: str, base_config: Any, **overrides: Any) -> SchedulerMixin:
-    """A fresh scheduler for `name`, keeping the model's betas and prediction type."""
+def make_scheduler(
+    name: str, base_config: Any, *, seed: int | None = None, **overrides: Any
+) -> SchedulerMixin:
+    """A fresh scheduler for `name`, keeping the model's betas and prediction type.
+
+    `seed` seeds samplers that draw their own noise outside the pipeline's generator.
+    """
     sampler = sampler_by_name(name)
     if sampler.needs and importlib.util.find_spec(sampler.needs) is None:
         raise ParameterError(
@@ -81,6 +86,9 @@ def make_scheduler(name: str, base_config: Any, **overrides: Any) -> SchedulerMi
         if sampler.scheduler is not DDIMScheduler:
             config.pop(key, None)
     options = {**sampler.options, **overrides}
+    if sampler.scheduler is DPMSolverSDEScheduler and seed is not None:
+        # Its Brownian-tree noise is seeded from the global RNG unless given a seed.
+        options.setdefault("noise_sampler_seed", seed % 2**63)
     if config.get("rescale_betas_zero_snr") and sampler.scheduler in (
         EulerDiscreteScheduler,
         EulerAncestralDiscreteScheduler,
