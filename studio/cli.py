@@ -308,7 +308,7 @@ def cmd_models(args) -> int:
     if not found:
         print("No models found.")
     for entry in found:
-        print(f"{entry.kind:<10} {entry.label:<34} {entry.path}")
+        print(f"{entry.kind:<10}  {entry.label:<44}  {entry.path}")
     return 0
 
 

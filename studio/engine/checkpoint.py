@@ -21,6 +21,7 @@ from diffusers import (
     StableDiffusionXLInpaintPipeline,
     StableDiffusionXLPipeline,
 )
+from diffusers.utils import logging as diffusers_logging
 
 from studio.engine.configs import bundled_config, load_tokenizers
 from studio.engine.detect import CheckpointInfo, detect
@@ -28,6 +29,10 @@ from studio.engine.device import DeviceChoice, device_memory_budget, free_device
 from studio.errors import ModelError
 
 log = logging.getLogger(__name__)
+
+# Studio reports loading itself; diffusers' own bars and dtype chatter would only confuse users.
+diffusers_logging.set_verbosity_error()
+diffusers_logging.disable_progress_bar()
 
 TASKS = ("txt2img", "img2img", "inpaint")
 
@@ -139,8 +144,8 @@ def _load_pipeline(
     if config is None:
         if not info.standard:
             raise ModelError(
-                f"{info.path.name} is a {info.label} model with layer sizes that differ from the "
-                "standard ones; give its config folder to load it."
+                f"{info.path.name} ({info.label}) has layer sizes that differ from the standard "
+                "ones: give its config folder to load it."
             )
         config = bundled_config(info.config_name)
     extra.update(load_tokenizers(config))

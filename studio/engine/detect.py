@@ -237,6 +237,8 @@ def _diffusers_folder_info(path: Path) -> CheckpointInfo:
         )
     except (OSError, json.JSONDecodeError) as exc:
         raise ModelError(f"{path.name} is not a readable diffusers model folder: {exc}.") from None
+    if not any((path / "unet").glob("*.safetensors")) and not any((path / "unet").glob("*.bin")):
+        raise ModelError(f"{path.name} holds model configs but no weights.")
     pipeline = index.get("_class_name", "")
     context = unet.get("cross_attention_dim")
     if isinstance(context, list):

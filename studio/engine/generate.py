@@ -67,7 +67,9 @@ def check_params(params: GenerationParams) -> tuple[GenerationParams, list[str]]
     if not 0 <= params.pag_scale <= 20:
         raise ParameterError(f"PAG scale must be between 0 and 20 (got {params.pag_scale}).")
     if params.mode in ("img2img", "inpaint"):
-        strength = 0.75 if params.strength is None else params.strength
+        # Inpainting usually replaces the masked content; image-to-image usually keeps its layout.
+        default = 1.0 if params.mode == "inpaint" else 0.75
+        strength = default if params.strength is None else params.strength
         if not 0 < strength <= 1:
             raise ParameterError(f"Strength must be above 0 and at most 1 (got {strength}).")
         params = params.with_(strength=strength)
@@ -76,19 +78,21 @@ def check_params(params: GenerationParams) -> tuple[GenerationParams, list[str]]
         raise ParameterError(f"Seed must be between 0 and 2^64-1 (got {params.seed}).")
 
     width, height = params.width, params.height
-    if width < MIN_SIDE or height < MIN_SIDE:
-        raise ParameterError(
-            f"Size {width}x{height} is too small: each side must be at least {MIN_SIDE}."
-        )
-    if width > MAX_SIDE or height > MAX_SIDE or width * height > MAX_PIXELS:
-        raise ParameterError(
-            f"Size {width}x{height} is too large: at most {MAX_SIDE} pixels a side and "
-            f"{MAX_PIXELS // 1_000_000} megapixels."
-        )
+    if width < 1 or height < 1:
+        raise ParameterError(f"Size {width}x{height} is not a valid image size.")
     w8, h8 = _round8(width), _round8(height)
     if (w8, h8) != (width, height):
         notes.append(f"Size {width}x{height} is not a multiple of 8: using {w8}x{h8}.")
         params = params.with_(width=w8, height=h8)
+    if w8 < MIN_SIDE or h8 < MIN_SIDE:
+        raise ParameterError(
+            f"Size {width}x{height} is too small: each side must be at least {MIN_SIDE}."
+        )
+    if w8 > MAX_SIDE or h8 > MAX_SIDE or w8 * h8 > MAX_PIXELS:
+        raise ParameterError(
+            f"Size {width}x{height} is too large: at most {MAX_SIDE} pixels a side and "
+            f"{MAX_PIXELS // 1_000_000} megapixels."
+        )
     return params, notes
 
 

@@ -1,0 +1,193 @@
+"""The `studio` command as a user runs it: files written, metadata inside, one-line errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from studio.cli import main
+from studio.formats.metadata import read_metadata
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def model_args(tiny) -> list[str]:
+    return ["--model", str(tiny.single_file), "--config", str(tiny.config_folder)]
+
+
+def test_generate_writes_a_png_with_its_parameters(tmp_path, capsys, tiny_sd1):
+    target = tmp_path / "out.png"
+    code, out, err = run(
+        capsys,
+        "generate",
+        "a red circle",
+        *model_args(tiny_sd1),
+        "--steps",
+        3,
+        "--seed",
+        42,
+        "--size",
+        "64x64",
+        "--negative",
+        "blurry",
+        "-o",
+        target,
+    )
+    assert code == 0, err
+    assert out.strip() == str(target)
+    meta = read_metadata(target)
+    assert meta.source == "studio"
+    assert (meta.params.prompt, meta.params.negative_prompt, meta.params.seed) == (
+        "a red circle",
+        "blurry",
+        42,
+    )
+    assert meta.params.steps == 3 and meta.versions["diffusers"]
+    assert "Steps: 3" in Image.open(target).text["parameters"]
+
+    # Never overwritten: the same command writes a second file beside the first.
+    code, out, _ = run(
+        capsys,
+        "generate",
+        "a red circle",
+        *model_args(tiny_sd1),
+        "--steps",
+        3,
+        "--seed",
+        42,
+        "--size",
+        "64x64",
+        "--negative",
+        "blurry",
+        "-o",
+        target,
+    )
+    assert code == 0 and out.strip() == str(tmp_path / "out-0001.png")
+    assert np.array_equal(np.asarray(Image.open(target)), np.asarray(Image.open(out.strip())))
+
+
+def test_batch_writes_one_file_per_seed(tmp_path, capsys, tiny_sd1):
+    code, out, _ = run(
+        capsys,
+        "generate",
+        "",
+        *model_args(tiny_sd1),
+        "--steps",
+        2,
+        "--seed",
+        5,
+        "--size",
+        "64x64",
+        "--batch",
+        2,
+        "-o",
+        tmp_path / "b.png",
+    )
+    paths = out.split()
+    assert code == 0 and len(paths) == 2
+    assert [read_metadata(p).params.seed for p in paths] == [5, 6]
+
+
+def test_inpaint_from_the_command_line(tmp_path, capsys, tiny_sd1):
+    photo = Image.new("RGB", (120, 96), (40, 90, 160))
+    ImageDraw.Draw(photo).ellipse((10, 10, 60, 60), fill=(220, 40, 40))
+    photo.save(tmp_path / "photo.png")
+    mask = Image.new("L", (120, 96), 0)
+    ImageDraw.Draw(mask).rectangle((70, 30, 100, 70), fill=255)
+    mask.save(tmp_path / "mask.png")
+    code, out, err = run(
+        capsys,
+        "generate",
+        "a blue square",
+        *model_args(tiny_sd1),
+        "--steps",
+        3,
+        "--init",
+        tmp_path / "photo.png",
+        "--mask",
+        tmp_path / "mask.png",
+        "--feather",
+        4,
+        "-o",
+        tmp_path / "inpainted.png",
+    )
+    assert code == 0, err
+    result = np.asarray(Image.open(out.strip()))
+    before = np.asarray(photo)
+    assert result.shape == before.shape
+    assert np.array_equal(result[:, :65], before[:, :65])
+    assert (result[35:65, 75:95] != before[35:65, 75:95]).any()
+    assert read_metadata(out.strip()).params.mode == "inpaint"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["generate", "x", "--model", "missing.safetensors"], "Model file not found"),
+        (["generate", "x", "--steps", "0", "--model", "m.safetensors"], "Steps must be at least 1"),
+        (["generate", "x", "--size", "20000x20000", "--model", "m.safetensors"], "too large"),
+        (["generate", "x", "--mask", "m.png"], "--mask needs --init"),
+        (["generate", "x", "--init", "nope.png"], "nope.png"),
+        (["upscale", "nope.png"], "nope.png"),
+        (["info", "nope.png"], "nope.png"),
+        (["generate", "x", "--sampler", "Bogus", "--model", "m.safetensors"], "Unknown sampler"),
+    ],
+)
+def test_bad_input_gives_one_line_and_exit_code_2(tmp_path, capsys, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, *args)
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("error: ") and message in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_mask_of_another_size_is_refused(tmp_path, capsys, tiny_sd1):
+    Image.new("RGB", (80, 64)).save(tmp_path / "p.png")
+    Image.new("L", (64, 64)).save(tmp_path / "m.png")
+    code, _, err = run(
+        capsys,
+        "generate",
+        "x",
+        *model_args(tiny_sd1),
+        "--init",
+        tmp_path / "p.png",
+        "--mask",
+        tmp_path / "m.png",
+    )
+    assert code == 2 and "64x64" in err and "80x64" in err
+
+
+def test_models_lists_families_and_upscalers(tmp_path, capsys, tiny_sd1, tiny_sdxl):
+    import shutil
+
+    import torch
+    from safetensors.torch import save_file
+    from spandrel.architectures.ESRGAN import ESRGAN
+
+    shutil.copy(tiny_sd1.single_file, tmp_path / "a.safetensors")
+    shutil.copy(tiny_sdxl.single_file, tmp_path / "b.safetensors")
+    torch.manual_seed(0)
+    net = ESRGAN(in_nc=3, out_nc=3, num_filters=8, num_blocks=1, scale=2)
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, tmp_path / "up.safetensors")
+    (tmp_path / "junk.ckpt").write_bytes(b"not a model")
+    code, out, _ = run(capsys, "models", tmp_path)
+    lines = {line.split()[-1].rsplit("/", 1)[-1]: line for line in out.splitlines()}
+    assert code == 0
+    assert "SD 1.x" in lines["a.safetensors"] and "SDXL" in lines["b.safetensors"]
+    assert "ESRGAN x2" in lines["up.safetensors"]
+    assert lines["junk.ckpt"].startswith("unusable")
+
+
+def test_upscale_with_lanczos_and_info(tmp_path, capsys):
+    Image.new("RGB", (40, 30), (10, 200, 30)).save(tmp_path / "small.png")
+    code, out, _ = run(
+        capsys, "upscale", tmp_path / "small.png", "--scale", 3, "-o", tmp_path / "big.png"
+    )
+    assert code == 0 and Image.open(out.strip()).size == (120, 90)
+    code, out, _ = run(capsys, "info", tmp_path / "big.png")
+    assert code == 0 and "Lanczos" in out
