@@ -1,0 +1,1 @@
+"""The workflow document: nodes, typed links, validation, order, cache keys, JSON. Stdlib only."""
