@@ -7,7 +7,8 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from studio.engine.generate import check_params, decode_latents, generate
+from studio.engine.generate import check_params, generate
+from studio.engine.latents import decode_latents
 from studio.engine.progress import CancelToken
 from studio.errors import Cancelled, ImageError, ParameterError
 from studio.formats.parameters import SAMPLERS, GenerationParams

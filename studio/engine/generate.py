@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
 from dataclasses import dataclass
 
 import torch
-from diffusers import DiffusionPipeline
 from PIL import Image
 
 from studio.engine import masks
 from studio.engine.checkpoint import LoadedModel
 from studio.engine.device import free_device_memory
+from studio.engine.latents import Conditioning, Latent, decode, encode_image, encode_prompt
 from studio.engine.preview import PreviewMaker, latent_rgb_for
 from studio.engine.progress import CancelToken, ProgressCallback, Step
 from studio.engine.samplers import make_scheduler, sampler_by_name
@@ -123,34 +124,6 @@ class _DenoisedTap:
         scheduler.step = step
 
 
-def decode_latents(pipe: DiffusionPipeline, latents: torch.Tensor) -> list[Image.Image]:
-    """VAE-decode latents to PIL images, retrying in fp32 if half precision overflows."""
-    vae = pipe.vae
-    if vae.dtype == torch.float16 and vae.config.get("force_upcast", False):
-        vae.to(torch.float32)
-    image = _vae_decode(vae, latents)
-    if not torch.isfinite(image).all() and vae.dtype != torch.float32:
-        log.warning("The VAE overflowed in half precision; decoding in fp32 from now on")
-        vae.to(torch.float32)
-        image = _vae_decode(vae, latents)
-    return pipe.image_processor.postprocess(image.float(), output_type="pil")
-
-
-def _vae_decode(vae, latents: torch.Tensor) -> torch.Tensor:
-    latents = latents.to(vae.device, vae.dtype)
-    config = vae.config
-    mean, std = config.get("latents_mean"), config.get("latents_std")
-    if mean is not None and std is not None:
-        shape = (1, latents.shape[1], 1, 1)
-        mean_t = torch.tensor(mean).view(shape).to(latents)
-        std_t = torch.tensor(std).view(shape).to(latents)
-        latents = latents * std_t / config.scaling_factor + mean_t
-    else:
-        latents = latents / config.scaling_factor + (config.get("shift_factor") or 0.0)
-    with torch.inference_mode():
-        return vae.decode(latents, return_dict=False)[0]
-
-
 def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
@@ -165,84 +138,137 @@ def generate(
     cancel: CancelToken | None = None,
     previews: bool = True,
 ) -> list[GeneratedImage]:
-    """Run one generation job: `params.batch_size` images, image i seeded with seed + i."""
+    """One whole job in one call: encode prompts, prepare the latent, sample, decode, composite."""
     params, notes = check_params(params)
     for note in notes:
         log.warning(note)
+    mode = params.mode
+    if mode in ("img2img", "inpaint") and init_image is None:
+        raise ImageError(f"{mode} needs an input image.")
+    with out_of_memory_as_error(model, params.width, params.height):
+        positive = encode_prompt(model, params.prompt)
+        negative = encode_prompt(model, params.negative_prompt, negative=True)
+        job = None
+        if mode == "inpaint":
+            if mask is None:
+                raise ImageError("Inpainting needs a mask.")
+            job = masks.prepare_inpaint(
+                init_image,
+                mask,
+                grow=params.mask_grow,
+                feather=params.mask_feather,
+                masked_only=params.masked_only,
+                padding=params.masked_padding,
+                target=model.native_size,
+                color_match=params.color_match,
+            )
+            width, height = job.image.size
+            latent = Latent(width, height, params.batch_size, source=job.image, mask=job.mask)
+        elif mode == "img2img":
+            image = init_image.convert("RGB")
+            if image.size != (params.width, params.height):
+                image = image.resize((params.width, params.height), Image.LANCZOS)
+            latent = encode_image(model, image).with_(batch_size=params.batch_size)
+        else:
+            latent = Latent(params.width, params.height, params.batch_size)
+        sampled = sample(
+            model,
+            positive,
+            negative,
+            latent,
+            params,
+            progress=progress,
+            cancel=cancel,
+            previews=previews,
+        )
+        images = decode(model, sampled)
+    results = []
+    for image, image_params in zip(images, sampled.params, strict=True):
+        if job is not None:
+            image = masks.finish_inpaint(job, image)
+        results.append(
+            GeneratedImage(
+                image, image_params.with_(mode=mode, width=image.width, height=image.height)
+            )
+        )
+    return results
+
+
+@contextlib.contextmanager
+def out_of_memory_as_error(model: LoadedModel, width: int, height: int):
+    """Turn the device running out of memory into a sentence, and give the memory back."""
     try:
-        return _generate(model, params, init_image, mask, progress, cancel, previews)
+        yield
     except Exception as exc:
         if _is_oom(exc):
             free_device_memory(model.choice.device)
             raise OutOfMemoryError(
-                f"The {model.choice.device.type.upper()} ran out of memory generating "
-                f"{params.width}x{params.height}: try a smaller size."
+                f"The {model.choice.device.type.upper()} ran out of memory at "
+                f"{width}x{height}: try a smaller size or batch."
             ) from None
         raise
 
 
-def _generate(model, params, init_image, mask, progress, cancel, previews):
-    mode = params.mode
-    job = None
-    if mode in ("img2img", "inpaint") and init_image is None:
-        raise ImageError(f"{mode} needs an input image.")
-    if mode == "inpaint":
-        if mask is None:
-            raise ImageError("Inpainting needs a mask.")
-        job = masks.prepare_inpaint(
-            init_image,
-            mask,
-            grow=params.mask_grow,
-            feather=params.mask_feather,
-            masked_only=params.masked_only,
-            padding=params.masked_padding,
-            target=model.native_size,
-            color_match=params.color_match,
-        )
-        work_image, work_mask = job.image, job.mask
-        width, height = work_image.size
-    elif mode == "img2img":
-        work_image = init_image.convert("RGB")
-        width, height = params.width, params.height
-        if work_image.size != (width, height):
-            work_image = work_image.resize((width, height), Image.LANCZOS)
-        work_mask = None
+def sample(
+    model: LoadedModel,
+    positive: Conditioning,
+    negative: Conditioning,
+    latent: Latent,
+    params: GenerationParams,
+    *,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+    previews: bool = True,
+) -> Latent:
+    """Denoise `latent.batch_size` images (image i seeded with seed + i).
+
+    An empty latent gives text-to-image, encoded samples image-to-image (strength = how much
+    changes), and a latent with a mask inpainting of its source pixels.
+    """
+    width, height = _round8(latent.width), _round8(latent.height)
+    if latent.mask is not None:
+        if latent.source is None:
+            raise ImageError("Inpainting needs the encoded image, not only a mask.")
+        task, source, mask = "inpaint", latent.source, latent.mask
+    elif latent.samples:
+        task, source, mask = "img2img", None, None
     else:
-        work_image = work_mask = None
-        width, height = params.width, params.height
-    width, height = _round8(width), _round8(height)
+        task, source, mask = "txt2img", None, None
+    strength = 1.0 if task == "txt2img" else (1.0 if params.strength is None else params.strength)
+    if model.info.inpaint and task != "inpaint":
+        # A 9-channel inpainting UNet generates through the inpaint pipeline with an all-white mask.
+        source = latent.source or Image.new("RGB", (width, height), (127, 127, 127))
+        mask = Image.new("L", source.size, 255)
+        task = "inpaint"
 
     pag = params.pag_scale > 0
-    task = mode
-    if model.info.inpaint and mode != "inpaint":
-        # A 9-channel inpainting UNet generates through the inpaint pipeline with an all-white mask.
-        work_image = work_image or Image.new("RGB", (width, height), (127, 127, 127))
-        work_mask = Image.new("L", work_image.size, 255)
-        task = "inpaint"
     pipe = model.pipeline(task, pag=pag)
     maker = PreviewMaker(latent_rgb_for(model.info.family, model.info.path), model.choice.device)
-
     kwargs: dict = {
-        "prompt": params.prompt,
-        "negative_prompt": params.negative_prompt or None,
+        "prompt_embeds": positive.embeds,
+        "negative_prompt_embeds": negative.embeds,
         "num_inference_steps": params.steps,
         "guidance_scale": params.cfg_scale,
         "guidance_rescale": params.guidance_rescale,
         "output_type": "latent",
     }
+    if positive.pooled is not None:
+        kwargs.update(
+            pooled_prompt_embeds=positive.pooled, negative_pooled_prompt_embeds=negative.pooled
+        )
     if pag:
         kwargs["pag_scale"] = params.pag_scale
     if task == "txt2img":
         kwargs.update(width=width, height=height)
     elif task == "img2img":
-        kwargs.update(image=work_image, strength=params.strength)
+        kwargs.update(strength=strength)
     else:
         kwargs.update(
-            image=work_image,
-            mask_image=work_mask,
-            width=width,
-            height=height,
-            strength=params.strength if mode != "txt2img" else 1.0,
+            image=source,
+            mask_image=mask,
+            width=source.width,
+            height=source.height,
+            strength=strength,
         )
 
     cutoff = params.cfg_cutoff < 1 and params.cfg_scale > 1 and not pag
@@ -252,8 +278,9 @@ def _generate(model, params, init_image, mask, progress, cancel, previews):
     if cutoff:
         tensor_inputs += [n for n in _CFG_DOUBLED if n in pipe._callback_tensor_inputs]
 
-    count = params.batch_size
-    results: list[GeneratedImage] = []
+    count = latent.batch_size
+    samples: list[torch.Tensor] = []
+    made: list[GenerationParams] = []
     for index in range(count):
         if cancel is not None:
             cancel.raise_if_cancelled()
@@ -280,8 +307,10 @@ def _generate(model, params, init_image, mask, progress, cancel, previews):
                 pipe._interrupt = True
             return tensors
 
+        if task == "img2img":
+            kwargs["image"] = latent.samples[index % len(latent.samples)]
         generator = torch.Generator("cpu").manual_seed(seed)
-        latents = pipe(
+        out = pipe(
             **kwargs,
             generator=generator,
             callback_on_step_end=on_step_end,
@@ -289,21 +318,20 @@ def _generate(model, params, init_image, mask, progress, cancel, previews):
         ).images
         if cancel is not None and cancel.cancelled:
             raise Cancelled()
-        image = decode_latents(pipe, latents)[0]
-        if job is not None:
-            image = masks.finish_inpaint(job, image)
-        results.append(
-            GeneratedImage(
-                image,
-                params.with_(
-                    seed=seed,
-                    batch_size=1,
-                    batch_index=0,
-                    width=image.width,
-                    height=image.height,
-                    model=model.name,
-                    model_family=model.info.config_name,
-                ),
+        samples.append(out)
+        made.append(
+            params.with_(
+                mode=task,
+                prompt=positive.text,
+                negative_prompt=negative.text,
+                seed=seed,
+                batch_size=1,
+                batch_index=0,
+                width=width,
+                height=height,
+                strength=None if task == "txt2img" and not model.info.inpaint else strength,
+                model=model.name,
+                model_family=model.info.config_name,
             )
         )
-    return results
+    return latent.with_(width=width, height=height, samples=tuple(samples), params=tuple(made))

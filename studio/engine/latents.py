@@ -1,0 +1,148 @@
+"""Encoded prompts and latent images: what flows between text encoding, sampling and decoding."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import torch
+from PIL import Image
+
+from studio.engine.checkpoint import LoadedModel
+from studio.formats.parameters import GenerationParams
+
+
+@dataclass(frozen=True, eq=False)
+class Conditioning:
+    """A prompt encoded by the model's text encoder(s)."""
+
+    text: str
+    embeds: torch.Tensor
+    pooled: torch.Tensor | None = None  # SDXL's pooled text embedding
+
+    @property
+    def nbytes(self) -> int:
+        tensors = [self.embeds] + ([self.pooled] if self.pooled is not None else [])
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+
+@dataclass(frozen=True, eq=False)
+class Latent:
+    """Latent images, or just the size of empty ones that sampling will fill with seeded noise."""
+
+    width: int
+    height: int
+    batch_size: int = 1
+    # Scaled latents, one (1, C, h, w) tensor per image; empty for an empty latent.
+    samples: tuple[torch.Tensor, ...] = ()
+    # The pixels that were encoded, which inpainting needs alongside the mask.
+    source: Image.Image | None = None
+    # Where sampling may change the image (white = repaint); None = everywhere.
+    mask: Image.Image | None = None
+    # What produced each sample, once sampled.
+    params: tuple[GenerationParams, ...] = ()
+
+    def with_(self, **changes) -> Latent:
+        return replace(self, **changes)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in self.samples)
+
+
+def encode_prompt(model: LoadedModel, text: str, *, negative: bool = False) -> Conditioning:
+    """Run the text encoder(s) once; the result is reused for every seed and step."""
+    pipe = model.base
+    device = model.choice.device
+    with torch.no_grad():
+        if model.info.family == "sdxl":
+            embeds, _, pooled, _ = pipe.encode_prompt(
+                prompt=text,
+                device=device,
+                num_images_per_prompt=1,
+                do_classifier_free_guidance=False,
+            )
+            if negative and not text and pipe.config.get("force_zeros_for_empty_prompt", False):
+                # SDXL was trained with zeros, not the encoding of "", as the empty negative.
+                embeds, pooled = torch.zeros_like(embeds), torch.zeros_like(pooled)
+            return Conditioning(text, embeds, pooled)
+        embeds, _ = pipe.encode_prompt(text, device, 1, False)
+        return Conditioning(text, embeds)
+
+
+def _needs_fp32(vae) -> bool:
+    return vae.dtype == torch.float16 and vae.config.get("force_upcast", False)
+
+
+def encode_image(model: LoadedModel, image: Image.Image) -> Latent:
+    """VAE-encode an RGB image (deterministically: the distribution's mode)."""
+    pipe = model.base
+    vae = pipe.vae
+    if _needs_fp32(vae):
+        vae.to(torch.float32)
+    pixels = pipe.image_processor.preprocess(image.convert("RGB"))
+    with torch.no_grad():
+        dist = vae.encode(pixels.to(vae.device, vae.dtype)).latent_dist
+        latents = dist.mode()
+    config = vae.config
+    mean, std = config.get("latents_mean"), config.get("latents_std")
+    if mean is not None and std is not None:
+        shape = (1, latents.shape[1], 1, 1)
+        mean_t = torch.tensor(mean).view(shape).to(latents)
+        std_t = torch.tensor(std).view(shape).to(latents)
+        latents = (latents - mean_t) * config.scaling_factor / std_t
+    else:
+        latents = (latents - (config.get("shift_factor") or 0.0)) * config.scaling_factor
+    height, width = pixels.shape[-2:]
+    return Latent(int(width), int(height), 1, (latents.to(model.choice.dtype),), source=image)
+
+
+def decode_latents(pipe, latents: torch.Tensor) -> list[Image.Image]:
+    """VAE-decode latents to PIL images, retrying in fp32 if half precision overflows."""
+    import logging
+
+    vae = pipe.vae
+    if _needs_fp32(vae):
+        vae.to(torch.float32)
+    image = _vae_decode(vae, latents)
+    if not torch.isfinite(image).all() and vae.dtype != torch.float32:
+        logging.getLogger(__name__).warning(
+            "The VAE overflowed in half precision; decoding in fp32 from now on"
+        )
+        vae.to(torch.float32)
+        image = _vae_decode(vae, latents)
+    return pipe.image_processor.postprocess(image.float(), output_type="pil")
+
+
+def decode(model: LoadedModel, latent: Latent) -> list[Image.Image]:
+    return [decode_latents(model.base, samples)[0] for samples in latent.samples]
+
+
+def _vae_decode(vae, latents: torch.Tensor) -> torch.Tensor:
+    latents = latents.to(vae.device, vae.dtype)
+    config = vae.config
+    mean, std = config.get("latents_mean"), config.get("latents_std")
+    if mean is not None and std is not None:
+        shape = (1, latents.shape[1], 1, 1)
+        mean_t = torch.tensor(mean).view(shape).to(latents)
+        std_t = torch.tensor(std).view(shape).to(latents)
+        latents = latents * std_t / config.scaling_factor + mean_t
+    else:
+        latents = latents / config.scaling_factor + (config.get("shift_factor") or 0.0)
+    with torch.no_grad():
+        return vae.decode(latents, return_dict=False)[0]
+
+
+def upscale_latent(
+    latent: Latent, width: int, height: int, method: str = "nearest-exact"
+) -> Latent:
+    """Resize latent samples to a new pixel size (multiple of 8)."""
+    width, height = max(8, width // 8 * 8), max(8, height // 8 * 8)
+    mode = {"nearest-exact": "nearest-exact", "bilinear": "bilinear", "bicubic": "bicubic"}[method]
+    size = (height // 8, width // 8)
+    samples = tuple(
+        torch.nn.functional.interpolate(s.float(), size=size, mode=mode).to(s.dtype)
+        for s in latent.samples
+    )
+    source = latent.source.resize((width, height), Image.LANCZOS) if latent.source else None
+    mask = latent.mask.resize((width, height), Image.BILINEAR) if latent.mask else None
+    return latent.with_(width=width, height=height, samples=samples, source=source, mask=mask)
