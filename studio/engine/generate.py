@@ -14,7 +14,14 @@ from PIL import Image
 from studio.engine import masks
 from studio.engine.checkpoint import LoadedModel
 from studio.engine.device import free_device_memory
-from studio.engine.latents import Conditioning, Latent, decode, encode_image, encode_prompt
+from studio.engine.latents import (
+    Conditioning,
+    Latent,
+    decode,
+    empty_negative,
+    encode_image,
+    encode_prompt,
+)
 from studio.engine.preview import PreviewMaker, latent_rgb_for
 from studio.engine.progress import CancelToken, ProgressCallback, Step
 from studio.engine.samplers import make_scheduler, sampler_by_name
@@ -147,7 +154,7 @@ def generate(
         raise ImageError(f"{mode} needs an input image.")
     with out_of_memory_as_error(model, params.width, params.height):
         positive = encode_prompt(model, params.prompt)
-        negative = encode_prompt(model, params.negative_prompt, negative=True)
+        negative = encode_prompt(model, params.negative_prompt)
         job = None
         if mode == "inpaint":
             if mask is None:
@@ -241,6 +248,7 @@ def sample(
         mask = Image.new("L", source.size, 255)
         task = "inpaint"
 
+    negative = empty_negative(model, negative)
     pag = params.pag_scale > 0
     pipe = model.pipeline(task, pag=pag)
     maker = PreviewMaker(latent_rgb_for(model.info.family, model.info.path), model.choice.device)

@@ -25,6 +25,19 @@ class Conditioning:
         return sum(t.numel() * t.element_size() for t in tensors)
 
 
+def empty_negative(model: LoadedModel, negative: Conditioning) -> Conditioning:
+    """SDXL was trained with zeros, not the encoding of "", as the empty negative prompt."""
+    if (
+        model.info.family == "sdxl"
+        and not negative.text
+        and model.base.config.get("force_zeros_for_empty_prompt", False)
+    ):
+        return Conditioning(
+            "", torch.zeros_like(negative.embeds), torch.zeros_like(negative.pooled)
+        )
+    return negative
+
+
 @dataclass(frozen=True, eq=False)
 class Latent:
     """Latent images, or just the size of empty ones that sampling will fill with seeded noise."""
@@ -49,7 +62,7 @@ class Latent:
         return sum(t.numel() * t.element_size() for t in self.samples)
 
 
-def encode_prompt(model: LoadedModel, text: str, *, negative: bool = False) -> Conditioning:
+def encode_prompt(model: LoadedModel, text: str) -> Conditioning:
     """Run the text encoder(s) once; the result is reused for every seed and step."""
     pipe = model.base
     device = model.choice.device
@@ -61,9 +74,6 @@ def encode_prompt(model: LoadedModel, text: str, *, negative: bool = False) -> C
                 num_images_per_prompt=1,
                 do_classifier_free_guidance=False,
             )
-            if negative and not text and pipe.config.get("force_zeros_for_empty_prompt", False):
-                # SDXL was trained with zeros, not the encoding of "", as the empty negative.
-                embeds, pooled = torch.zeros_like(embeds), torch.zeros_like(pooled)
             return Conditioning(text, embeds, pooled)
         embeds, _ = pipe.encode_prompt(text, device, 1, False)
         return Conditioning(text, embeds)

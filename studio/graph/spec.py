@@ -12,7 +12,8 @@ LATENT = "LATENT"  # latent images, or the size of empty ones, plus an optional 
 IMAGE = "IMAGE"  # an RGB image
 MASK = "MASK"  # a single-channel mask, white = repaint
 UPSCALE_MODEL = "UPSCALE_MODEL"  # a super-resolution model
-PORT_TYPES = (MODEL, CONDITIONING, LATENT, IMAGE, MASK, UPSCALE_MODEL)
+REGION = "REGION"  # where a crop around a mask came from, so the result can be pasted back
+PORT_TYPES = (MODEL, CONDITIONING, LATENT, IMAGE, MASK, UPSCALE_MODEL, REGION)
 
 # Parameter kinds.
 INT, FLOAT, STRING, TEXT, ENUM, SEED, PATH, BOOL = (

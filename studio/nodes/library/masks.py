@@ -1,0 +1,148 @@
+"""Mask operations and putting inpainted pixels back."""
+
+from __future__ import annotations
+
+from studio.graph.spec import BOOL, IMAGE, INT, MASK, MODEL, REGION, NodeSpec, Param, Port
+from studio.nodes.context import RunContext
+from studio.nodes.registry import node
+from studio.nodes.values import Picture
+
+
+def _mask_node(type_: str, title: str, *params: Param, description: str = "") -> NodeSpec:
+    return NodeSpec(
+        type=type_,
+        title=title,
+        category="Mask",
+        inputs=(Port("mask", MASK),),
+        outputs=(Port("mask", MASK),),
+        params=params,
+        description=description,
+    )
+
+
+@node(_mask_node("GrowMask", "Grow mask", Param("pixels", INT, 0, minimum=-256, maximum=256)))
+def grow_mask(ctx: RunContext, inputs, params):
+    from studio.engine.masks import grow
+
+    return {"mask": grow(inputs["mask"], params["pixels"])}
+
+
+@node(
+    _mask_node(
+        "FeatherMask",
+        "Feather mask",
+        Param("pixels", INT, 8, minimum=0, maximum=256),
+        description="Softens the edge; pixels farther than this from the mask stay untouched.",
+    )
+)
+def feather_mask(ctx: RunContext, inputs, params):
+    from studio.engine.masks import feather
+
+    return {"mask": feather(inputs["mask"], params["pixels"])}
+
+
+@node(_mask_node("InvertMask", "Invert mask"))
+def invert_mask(ctx: RunContext, inputs, params):
+    from studio.engine.masks import invert
+
+    return {"mask": invert(inputs["mask"])}
+
+
+@node(
+    NodeSpec(
+        type="MaskFromAlpha",
+        title="Mask from alpha",
+        category="Mask",
+        inputs=(Port("image", IMAGE),),
+        outputs=(Port("mask", MASK),),
+        description="The transparent parts of an image become the area to repaint.",
+    )
+)
+def mask_from_alpha(ctx: RunContext, inputs, params):
+    from studio.engine.masks import from_alpha
+
+    return {"mask": from_alpha(inputs["image"][0].image)}
+
+
+@node(
+    NodeSpec(
+        type="CropToMask",
+        title="Crop to mask",
+        category="Mask",
+        inputs=(Port("image", IMAGE), Port("mask", MASK), Port("model", MODEL, optional=True)),
+        outputs=(Port("image", IMAGE), Port("mask", MASK), Port("region", REGION)),
+        params=(
+            Param("enabled", BOOL, False, label="Masked area only"),
+            Param("padding", INT, 32, minimum=0, maximum=1024),
+            Param(
+                "resolution",
+                INT,
+                512,
+                minimum=64,
+                maximum=4096,
+                step=8,
+                hints={"advanced": True, "note": "used when no model is connected"},
+            ),
+        ),
+        description="For a small mask on a large photo: generate a crop around the mask at the "
+        "model's resolution, then paste it back.",
+    )
+)
+def crop_to_mask(ctx: RunContext, inputs, params):
+    from studio.engine.masks import crop_for_work, masked_region
+
+    picture, mask = inputs["image"][0], inputs["mask"]
+    if not params["enabled"]:
+        return {"image": (picture,), "mask": mask, "region": None}
+    model = inputs.get("model")
+    target = model.native_size if model is not None else params["resolution"]
+    region = masked_region(mask, picture.image.size, padding=params["padding"], target=target)
+    image, work_mask = crop_for_work(picture.image, mask, region)
+    return {"image": (Picture(image, picture.params),), "mask": work_mask, "region": region}
+
+
+@node(
+    NodeSpec(
+        type="InpaintComposite",
+        title="Inpaint composite",
+        category="Mask",
+        inputs=(
+            Port("original", IMAGE),
+            Port("generated", IMAGE),
+            Port("mask", MASK),
+            Port("region", REGION, optional=True),
+        ),
+        outputs=(Port("image", IMAGE),),
+        params=(Param("color_match", BOOL, False, label="Colour match"),),
+        description="Pastes the generated pixels into the original through the mask; "
+        "everything outside the mask stays exactly as it was.",
+    )
+)
+def inpaint_composite(ctx: RunContext, inputs, params):
+    from studio.engine.masks import composite, match_colors, paste_back
+
+    original = inputs["original"][0].image.convert("RGB")
+    mask, region = inputs["mask"], inputs.get("region")
+    out = []
+    for picture in inputs["generated"]:
+        if region is not None:
+            image = paste_back(
+                original, picture.image, mask, region, feather=0, color_match=params["color_match"]
+            )
+        else:
+            generated = picture.image.convert("RGB")
+            if generated.size != original.size:
+                generated = generated.resize(original.size)
+            if params["color_match"]:
+                generated = match_colors(generated, original, mask)
+            image = composite(original, generated, mask)
+        out.append(
+            picture.with_image(
+                image,
+                mode="inpaint",
+                width=image.width,
+                height=image.height,
+                color_match=params["color_match"],
+            )
+        )
+    return {"image": tuple(out)}

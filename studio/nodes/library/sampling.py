@@ -1,0 +1,224 @@
+"""Prompts, latents, the sampler and the VAE."""
+
+from __future__ import annotations
+
+from studio.formats.parameters import SAMPLERS, GenerationParams
+from studio.graph.spec import (
+    CONDITIONING,
+    ENUM,
+    FLOAT,
+    IMAGE,
+    INT,
+    LATENT,
+    MASK,
+    MODEL,
+    SEED,
+    TEXT,
+    NodeSpec,
+    Param,
+    Port,
+)
+from studio.nodes.context import RunContext
+from studio.nodes.registry import node
+from studio.nodes.values import Picture
+
+SIZE = {"minimum": 64, "maximum": 8192, "step": 8}
+
+
+@node(
+    NodeSpec(
+        type="Prompt",
+        title="Prompt",
+        category="Conditioning",
+        inputs=(Port("model", MODEL),),
+        outputs=(Port("conditioning", CONDITIONING),),
+        params=(Param("text", TEXT, "", hints={"multiline": True}),),
+    )
+)
+def prompt(ctx: RunContext, inputs, params):
+    from studio.engine.latents import encode_prompt
+
+    return {"conditioning": encode_prompt(inputs["model"], params["text"])}
+
+
+@node(
+    NodeSpec(
+        type="EmptyLatent",
+        title="Empty latent",
+        category="Latent",
+        outputs=(Port("latent", LATENT),),
+        params=(
+            Param("width", INT, 512, **SIZE),
+            Param("height", INT, 512, **SIZE),
+            Param("batch_size", INT, 1, minimum=1, maximum=100, label="Batch count"),
+        ),
+    )
+)
+def empty_latent(ctx: RunContext, inputs, params):
+    from studio.engine.latents import Latent
+
+    return {"latent": Latent(params["width"], params["height"], params["batch_size"])}
+
+
+@node(
+    NodeSpec(
+        type="EncodeImage",
+        title="Encode image",
+        category="Latent",
+        inputs=(Port("model", MODEL), Port("image", IMAGE)),
+        outputs=(Port("latent", LATENT),),
+    )
+)
+def encode_image(ctx: RunContext, inputs, params):
+    from studio.engine.latents import encode_image as encode
+
+    pictures = inputs["image"]
+    return {"latent": encode(inputs["model"], pictures[0].image)}
+
+
+@node(
+    NodeSpec(
+        type="SetLatentMask",
+        title="Set latent mask",
+        category="Latent",
+        inputs=(Port("latent", LATENT), Port("mask", MASK)),
+        outputs=(Port("latent", LATENT),),
+        description="Only the white part of the mask is repainted.",
+    )
+)
+def set_latent_mask(ctx: RunContext, inputs, params):
+    from PIL import Image
+
+    latent, mask = inputs["latent"], inputs["mask"]
+    size = (latent.width, latent.height)
+    if mask.size != size:
+        mask = mask.resize(size, Image.BILINEAR)
+    return {"latent": latent.with_(mask=mask)}
+
+
+@node(
+    NodeSpec(
+        type="LatentUpscale",
+        title="Upscale latent",
+        category="Latent",
+        inputs=(Port("latent", LATENT),),
+        outputs=(Port("latent", LATENT),),
+        params=(
+            Param("scale", FLOAT, 2.0, minimum=0.25, maximum=8, step=0.05),
+            Param("width", INT, 0, minimum=0, maximum=8192, step=8, hints={"zero": "from scale"}),
+            Param("height", INT, 0, minimum=0, maximum=8192, step=8, hints={"zero": "from scale"}),
+            Param(
+                "method", ENUM, "nearest-exact", choices=("nearest-exact", "bilinear", "bicubic")
+            ),
+        ),
+    )
+)
+def latent_upscale(ctx: RunContext, inputs, params):
+    from studio.engine.latents import upscale_latent
+
+    latent = inputs["latent"]
+    width = params["width"] or round(latent.width * params["scale"])
+    height = params["height"] or round(latent.height * params["scale"])
+    return {"latent": upscale_latent(latent, width, height, params["method"])}
+
+
+@node(
+    NodeSpec(
+        type="Sample",
+        title="Sample",
+        category="Sampling",
+        inputs=(
+            Port("model", MODEL),
+            Port("positive", CONDITIONING),
+            Port("negative", CONDITIONING),
+            Port("latent", LATENT),
+        ),
+        outputs=(Port("latent", LATENT),),
+        params=(
+            Param("seed", SEED, 0, hints={"randomize": True}),
+            Param("steps", INT, 20, minimum=1, maximum=1000),
+            Param("sampler", ENUM, "Euler a", choices=SAMPLERS),
+            Param("cfg_scale", FLOAT, 7.0, minimum=0, maximum=100, step=0.5, label="CFG scale"),
+            Param(
+                "guidance_rescale",
+                FLOAT,
+                0.0,
+                minimum=0,
+                maximum=1,
+                step=0.05,
+                hints={"advanced": True},
+            ),
+            Param(
+                "pag_scale",
+                FLOAT,
+                0.0,
+                minimum=0,
+                maximum=20,
+                step=0.5,
+                label="PAG scale",
+                hints={"advanced": True},
+            ),
+            Param(
+                "cfg_cutoff",
+                FLOAT,
+                1.0,
+                minimum=0.05,
+                maximum=1,
+                step=0.05,
+                label="CFG cut-off",
+                hints={"advanced": True},
+            ),
+            Param("denoise", FLOAT, 1.0, minimum=0.01, maximum=1, step=0.01, label="Strength"),
+        ),
+    )
+)
+def sample(ctx: RunContext, inputs, params):
+    from studio.engine.generate import check_params, out_of_memory_as_error
+    from studio.engine.generate import sample as run_sampler
+
+    latent = inputs["latent"]
+    settings, _ = check_params(
+        GenerationParams(
+            mode="img2img" if latent.samples or latent.mask is not None else "txt2img",
+            steps=params["steps"],
+            sampler=params["sampler"],
+            cfg_scale=params["cfg_scale"],
+            guidance_rescale=params["guidance_rescale"],
+            pag_scale=params["pag_scale"],
+            cfg_cutoff=params["cfg_cutoff"],
+            seed=params["seed"],
+            strength=params["denoise"],
+            width=max(64, latent.width),
+            height=max(64, latent.height),
+        )
+    )
+    model = inputs["model"]
+    with out_of_memory_as_error(model, latent.width, latent.height):
+        result = run_sampler(
+            model,
+            inputs["positive"],
+            inputs["negative"],
+            latent,
+            settings,
+            progress=ctx.progress,
+            cancel=ctx.cancel,
+        )
+    return {"latent": result}
+
+
+@node(
+    NodeSpec(
+        type="Decode",
+        title="Decode",
+        category="Latent",
+        inputs=(Port("model", MODEL), Port("latent", LATENT)),
+        outputs=(Port("image", IMAGE),),
+    )
+)
+def decode(ctx: RunContext, inputs, params):
+    from studio.engine.latents import decode as run_decode
+
+    latent = inputs["latent"]
+    images = run_decode(inputs["model"], latent)
+    made = latent.params or (None,) * len(images)
+    return {"image": tuple(Picture(image, p) for image, p in zip(images, made, strict=True))}
