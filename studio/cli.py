@@ -74,6 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
     _device_args(up)
     up.add_argument("-o", "--output", type=Path)
 
+    run = sub.add_parser("run", help="run a workflow file (Studio JSON, ComfyUI API JSON or PNG)")
+    run.add_argument("workflow", type=Path)
+    run.add_argument(
+        "--set", action="append", metavar="NODE.PARAM=VALUE", help="change a parameter"
+    )
+    run.add_argument("--image", type=Path, help="the canvas image the workflow uses")
+    run.add_argument("--mask", type=Path, help="the canvas mask the workflow uses")
+    _device_args(run)
+
     models = sub.add_parser("models", help="list checkpoints and upscale models")
     models.add_argument("folders", nargs="*", type=Path)
 
@@ -179,8 +188,9 @@ def _output_path(args, default_stem: str) -> Path:
 
 
 def cmd_generate(args) -> int:
+    """Fill a default workflow from the arguments and run it: the same path as the window."""
     from studio.formats.images import load_image, load_mask
-    from studio.formats.parameters import GenerationParams
+    from studio.nodes.defaults import default_workflow, set_params
 
     if args.mask is not None and args.init is None:
         raise ParameterError("--mask needs --init: the image to inpaint.")
@@ -188,54 +198,177 @@ def cmd_generate(args) -> int:
     mask = load_mask(args.mask, size=init.size) if args.mask else None
     mode = "inpaint" if mask is not None else "img2img" if init is not None else "txt2img"
     seed = args.seed if args.seed is not None else random.randrange(2**32)
+    model = args.model or _default_model()
+    if not Path(model).exists():
+        raise ParameterError(f"Model file not found: {model}.")
 
-    from studio.engine.checkpoint import load_model
-    from studio.engine.generate import check_params, generate
-
-    params = GenerationParams(
-        mode=mode,
-        prompt=args.prompt,
-        negative_prompt=args.negative,
-        steps=args.steps,
-        sampler=args.sampler,
-        cfg_scale=args.cfg,
-        guidance_rescale=args.rescale,
-        pag_scale=args.pag,
-        cfg_cutoff=args.cfg_cutoff,
-        seed=seed,
-        batch_size=args.batch,
-        strength=args.strength,
-        mask_grow=args.grow,
-        mask_feather=args.feather,
-        masked_only=args.masked_only,
-        masked_padding=args.padding,
-        color_match=args.color_match,
-    )
-    # Validate what can be checked before the (slow) model load.
-    size = args.size or (init.size if init is not None else (512, 512))
-    params, notes = check_params(params.with_(width=size[0], height=size[1]))
-    for note in notes:
-        print(f"note: {note}", file=sys.stderr)
-
-    choice = _choice(args)
-    model = load_model(args.model or _default_model(), choice, config=args.config)
-    if args.size is None and init is None:
-        native = model.native_size
-        params = params.with_(width=native, height=native)
-    bar = _ProgressBar("generating")
-    try:
-        results = generate(model, params, init_image=init, mask=mask, progress=bar)
-    finally:
-        bar.close()
-
-    from studio.formats.files import save_png
-
+    values = {
+        "model.path": str(model),
+        "model.config": str(args.config or ""),
+        "positive.text": args.prompt,
+        "negative.text": args.negative,
+        "sample.seed": seed,
+        "sample.steps": args.steps,
+        "sample.sampler": args.sampler,
+        "sample.cfg_scale": args.cfg,
+        "sample.guidance_rescale": args.rescale,
+        "sample.pag_scale": args.pag,
+        "sample.cfg_cutoff": args.cfg_cutoff,
+    }
+    inputs = {}
+    if mode == "txt2img":
+        width, height = args.size or (0, 0)
+        values.update({"latent.batch_size": args.batch})
+        if args.size:
+            values.update(
+                {"latent.width": _round_note(width), "latent.height": _round_note(height)}
+            )
+    else:
+        if args.size:
+            init = init.resize((_round_note(args.size[0]), _round_note(args.size[1])))
+            mask = mask.resize(init.size) if mask is not None else None
+        inputs = {"image": init, "mask": mask}
+        if args.strength is not None:
+            values["sample.denoise"] = args.strength
+        elif mode == "img2img":
+            values["sample.denoise"] = 0.75
+    if mode == "inpaint":
+        values.update(
+            {
+                "grow.pixels": args.grow,
+                "feather.pixels": args.feather,
+                "crop.enabled": args.masked_only,
+                "crop.padding": args.padding,
+                "composite.color_match": args.color_match,
+            }
+        )
     target = _output_path(args, f"studio-{seed}")
-    versions = _versions(choice)
-    for result in results:
-        written = save_png(result.image, target, result.params, versions=versions)
-        print(written)
-    return 0
+    values.update({"save.folder": str(target.parent), "save.filename": target.name})
+    graph = set_params(default_workflow(mode), values)
+    if mode == "txt2img" and not args.size:
+        _use_native_size(graph, args)
+    if args.batch > 1 and mode != "txt2img":
+        raise ParameterError("--batch works for text-to-image; run image-to-image once per seed.")
+    return _run_graph(graph, inputs, args)
+
+
+def _round_note(value: int) -> int:
+    rounded = max(8, int(value / 8 + 0.5) * 8)
+    if rounded != value:
+        print(f"note: {value} is not a multiple of 8: using {rounded}.", file=sys.stderr)
+    return rounded
+
+
+def _use_native_size(graph, args) -> None:
+    """Without --size, generate at the size the model was trained at."""
+    from studio.engine.detect import detect
+
+    info = detect(graph.nodes["model"].params["path"])
+    side = {"sd1": 512, "sd2": 768 if info.prediction == "v_prediction" else 512, "sdxl": 1024}
+    size = side.get(info.family, 512)
+    if args.config:
+        import json
+
+        unet = json.loads((Path(args.config) / "unet" / "config.json").read_text())
+        vae = json.loads((Path(args.config) / "vae" / "config.json").read_text())
+        size = unet["sample_size"] * 2 ** (len(vae["block_out_channels"]) - 1)
+    graph.set_param("latent", "width", size)
+    graph.set_param("latent", "height", size)
+
+
+def _run_graph(graph, inputs: dict, args) -> int:
+    from studio.runtime.events import JobCancelled, JobFailed, JobFinished, Progress
+    from studio.runtime.worker import Runtime
+    from studio.settings import Settings
+
+    settings = Settings.load()
+    runtime = Runtime(
+        device=args.device or settings.device,
+        precision=args.precision or settings.precision or None,
+        output_dir=settings.output_path,
+        model_folders=[Path(p) for p in settings.model_folders],
+    )
+    bars: dict[str, _ProgressBar] = {}
+    try:
+        job = runtime.submit(graph, inputs)
+        for event in job.events():
+            if isinstance(event, Progress):
+                bar = bars.setdefault(
+                    event.node_id, _ProgressBar(graph.nodes[event.node_id].title or event.node_id)
+                )
+                bar(event)
+            elif isinstance(event, JobFinished):
+                for bar in bars.values():
+                    bar.close()
+                for _, _, path in event.images:
+                    if path is not None:
+                        print(path)
+                return 0
+            elif isinstance(event, JobFailed):
+                raise _JobError(event.message)
+            elif isinstance(event, JobCancelled):
+                raise _JobError("Cancelled.")
+    finally:
+        for bar in bars.values():
+            bar.close()
+        runtime.shutdown()
+    return 1
+
+
+class _JobError(StudioError):
+    pass
+
+
+def cmd_run(args) -> int:
+    """Run a workflow file (ours, or ComfyUI's API format / PNG), with NODE.PARAM=VALUE changes."""
+    import json
+
+    from studio.formats.images import load_image, load_mask
+    from studio.nodes.defaults import set_params
+
+    graph = _load_any_workflow(args.workflow)
+    values = {}
+    for item in args.set or []:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ParameterError(f"--set needs NODE.PARAM=VALUE, not '{item}'.")
+        try:
+            values[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[key] = raw
+    set_params(graph, values)
+    inputs = {}
+    if args.image:
+        inputs["image"] = load_image(args.image)
+    if args.mask:
+        inputs["mask"] = load_mask(
+            args.mask, size=inputs["image"].size if "image" in inputs else None
+        )
+    return _run_graph(graph, inputs, args)
+
+
+def _load_any_workflow(path: Path):
+    import json
+
+    from studio.errors import WorkflowError
+
+    if path.suffix.lower() == ".png":
+        from studio.nodes.comfyui import import_comfyui_png
+
+        return import_comfyui_png(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise WorkflowError(f"Workflow file not found: {path}.") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WorkflowError(f"{path.name} is not a readable workflow file: {exc}.") from None
+    if isinstance(data, dict) and data.get("format") == "studio-workflow":
+        from studio.graph.serialize import from_dict
+
+        return from_dict(data)
+    from studio.nodes.comfyui import import_comfyui
+
+    return import_comfyui(data)
 
 
 def cmd_upscale(args) -> int:

@@ -182,6 +182,7 @@ def _versions(ctx: RunContext) -> dict[str, str]:
         params=(
             Param("prefix", STRING, "studio"),
             Param("folder", PATH, "", hints={"directory": True, "empty": "the output folder"}),
+            Param("filename", STRING, "", hints={"advanced": True, "empty": "prefix-seed.png"}),
         ),
         output_node=True,
         description="Writes PNGs carrying the workflow and parameters; never overwrites.",
@@ -193,11 +194,16 @@ def save_image(ctx: RunContext, inputs, params):
     folder = Path(params["folder"]).expanduser() if params["folder"] else ctx.output_dir
     versions = _versions(ctx)
     for picture in inputs["image"]:
-        stem = params["prefix"] or "studio"
-        if picture.params is not None:
-            stem = f"{stem}-{picture.params.seed}"
+        if params["filename"]:
+            name = params["filename"]
+        else:
+            stem = params["prefix"] or "studio"
+            if picture.params is not None:
+                stem = f"{stem}-{picture.params.seed}"
+            name = f"{stem}.png"
+        # save_png never overwrites: a taken name gets a -0001, -0002... suffix.
         path = save_png(
-            picture.image, folder / f"{stem}.png", picture.params, ctx.workflow or None, versions
+            picture.image, folder / name, picture.params, ctx.workflow or None, versions
         )
         ctx.results.append((picture.image, picture.params, path))
     return {}
