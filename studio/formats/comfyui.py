@@ -43,6 +43,25 @@ def from_comfyui_prompt(prompt_json: str | dict[str, Any]) -> GenerationParams:
     return _comfyui(prompt_json, "the ComfyUI settings")[0]
 
 
+def sampler_from_comfyui(sampler_name: str, scheduler: str = "normal") -> tuple[str, bool]:
+    """Our sampler for a ComfyUI sampler_name + scheduler, and whether it is an exact match."""
+    if scheduler == "karras" and sampler_name in _COMFY_KARRAS:
+        return _COMFY_KARRAS[sampler_name], True
+    if scheduler in _COMFY_PLAIN_SCHEDULES and sampler_name in _COMFY_PLAIN:
+        return _COMFY_PLAIN[sampler_name], True
+    return _guess_sampler(f"{sampler_name} {scheduler}"), False
+
+
+def sampler_to_comfyui(sampler: str) -> tuple[str, str] | None:
+    """ComfyUI's sampler_name and scheduler for one of our samplers; None if it has none."""
+    for table, scheduler in ((_COMFY_KARRAS, "karras"), (_COMFY_PLAIN, "normal")):
+        # The first ComfyUI name listed for a sampler is its usual one.
+        for name, ours in table.items():
+            if ours == sampler:
+                return name, scheduler
+    return None
+
+
 def _is_link(value: Any) -> bool:
     return (
         isinstance(value, list)
@@ -138,12 +157,8 @@ def _comfyui(prompt: str | dict[str, Any], where: str) -> tuple[GenerationParams
     sampler_name = str(graph.value(inputs.get("sampler_name"), ("sampler_name",)) or "")
     scheduler = str(graph.value(inputs.get("scheduler"), ("scheduler",)) or "normal")
     if sampler_name:
-        if scheduler == "karras" and sampler_name in _COMFY_KARRAS:
-            values["sampler"] = _COMFY_KARRAS[sampler_name]
-        elif scheduler in _COMFY_PLAIN_SCHEDULES and sampler_name in _COMFY_PLAIN:
-            values["sampler"] = _COMFY_PLAIN[sampler_name]
-        else:
-            values["sampler"] = _guess_sampler(f"{sampler_name} {scheduler}")
+        values["sampler"], exact = sampler_from_comfyui(sampler_name, scheduler)
+        if not exact:
             extra["ComfyUI sampler"], extra["ComfyUI scheduler"] = sampler_name, scheduler
     _read_model_chain(graph, inputs.get("model"), values, extra)
 
