@@ -12,7 +12,8 @@ from PIL import Image, PngImagePlugin
 
 from studio.errors import WorkflowError
 from studio.graph.document import Graph, Node
-from studio.nodes.comfyui import export_comfyui, import_comfyui, import_comfyui_png
+from studio.nodes.comfyui import import_comfyui, import_comfyui_png
+from studio.nodes.comfyui_export import export_comfyui
 
 # What ComfyUI's default graph looks like after "Export (API)".
 TXT2IMG: dict[str, Any] = {
