@@ -190,7 +190,9 @@ def _output_path(args, default_stem: str) -> Path:
 def cmd_generate(args) -> int:
     """Fill a default workflow from the arguments and run it: the same path as the window."""
     from studio.formats.images import load_image, load_mask
+    from studio.graph.validate import check
     from studio.nodes.defaults import default_workflow, set_params
+    from studio.nodes.registry import specs
 
     if args.mask is not None and args.init is None:
         raise ParameterError("--mask needs --init: the image to inpaint.")
@@ -199,8 +201,6 @@ def cmd_generate(args) -> int:
     mode = "inpaint" if mask is not None else "img2img" if init is not None else "txt2img"
     seed = args.seed if args.seed is not None else random.randrange(2**32)
     model = args.model or _default_model()
-    if not Path(model).exists():
-        raise ParameterError(f"Model file not found: {model}.")
 
     values = {
         "model.path": str(model),
@@ -244,11 +244,13 @@ def cmd_generate(args) -> int:
         )
     target = _output_path(args, f"studio-{seed}")
     values.update({"save.folder": str(target.parent), "save.filename": target.name})
-    graph = set_params(default_workflow(mode), values)
-    if mode == "txt2img" and not args.size:
-        _use_native_size(graph, args)
     if args.batch > 1 and mode != "txt2img":
         raise ParameterError("--batch works for text-to-image; run image-to-image once per seed.")
+    graph = set_params(default_workflow(mode), values)
+    # Bad values are reported before the (slow) model load.
+    check(graph, specs())
+    if mode == "txt2img" and not args.size:
+        _use_native_size(graph, args)
     return _run_graph(graph, inputs, args)
 
 

@@ -15,7 +15,11 @@ MERGE_COUNT = 49152 - 256 - 2
 
 def byte_symbols() -> list[str]:
     """The 256 printable stand-ins CLIP's byte-level BPE uses for raw bytes, in byte order."""
-    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    printable = [
+        *range(ord("!"), ord("~") + 1),
+        *range(ord("¡"), ord("¬") + 1),
+        *range(ord("®"), ord("ÿ") + 1),
+    ]
     extra = 0
     table: dict[int, str] = {}
     for b in range(256):
@@ -29,7 +33,9 @@ def byte_symbols() -> list[str]:
 
 
 def main() -> None:
-    lines = gzip.open(HERE / "bpe_simple_vocab_16e6.txt.gz", "rt", encoding="utf-8").read().split("\n")
+    lines = (
+        gzip.open(HERE / "bpe_simple_vocab_16e6.txt.gz", "rt", encoding="utf-8").read().split("\n")
+    )
     merges = [tuple(line.split()) for line in lines[1 : MERGE_COUNT + 1]]
     symbols = byte_symbols()
     vocab = symbols + [s + "</w>" for s in symbols] + ["".join(m) for m in merges]
