@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return {
             "generate": cmd_generate,
+            "run": cmd_run,
             "upscale": cmd_upscale,
             "models": cmd_models,
             "info": cmd_info,
@@ -279,6 +280,7 @@ def _use_native_size(graph, args) -> None:
 
 
 def _run_graph(graph, inputs: dict, args) -> int:
+    from studio.nodes.registry import specs
     from studio.runtime.events import JobCancelled, JobFailed, JobFinished, Progress
     from studio.runtime.worker import Runtime
     from studio.settings import Settings
@@ -295,9 +297,10 @@ def _run_graph(graph, inputs: dict, args) -> int:
         job = runtime.submit(graph, inputs)
         for event in job.events():
             if isinstance(event, Progress):
-                bar = bars.setdefault(
-                    event.node_id, _ProgressBar(graph.nodes[event.node_id].title or event.node_id)
-                )
+                if event.node_id not in bars:
+                    node = graph.nodes[event.node_id]
+                    bars[event.node_id] = _ProgressBar(node.title or specs()[node.type].title)
+                bar = bars[event.node_id]
                 bar(event)
             elif isinstance(event, JobFinished):
                 for bar in bars.values():

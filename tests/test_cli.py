@@ -197,3 +197,67 @@ def test_upscale_with_lanczos_and_info(tmp_path, capsys):
     assert code == 0 and Image.open(out.strip()).size == (120, 90)
     code, out, _ = run(capsys, "info", tmp_path / "big.png")
     assert code == 0 and "Lanczos" in out
+
+
+COMFY_TXT2IMG = {
+    "3": {
+        "class_type": "KSampler",
+        "inputs": {
+            "seed": 5,
+            "steps": 3,
+            "cfg": 6.0,
+            "sampler_name": "dpmpp_2m",
+            "scheduler": "karras",
+            "denoise": 1.0,
+            "model": ["4", 0],
+            "positive": ["6", 0],
+            "negative": ["7", 0],
+            "latent_image": ["5", 0],
+        },
+    },
+    "4": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "tiny.safetensors"}},
+    "5": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+    "6": {"class_type": "CLIPTextEncode", "inputs": {"text": "a red circle", "clip": ["4", 1]}},
+    "7": {"class_type": "CLIPTextEncode", "inputs": {"text": "", "clip": ["4", 1]}},
+    "8": {"class_type": "VAEDecode", "inputs": {"samples": ["3", 0], "vae": ["4", 2]}},
+    "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "comfy", "images": ["8", 0]}},
+}
+
+
+def test_run_a_comfyui_workflow_with_changes(tmp_path, capsys, tiny_sd1):
+    import json
+
+    workflow = tmp_path / "comfy.json"
+    workflow.write_text(json.dumps(COMFY_TXT2IMG))
+    code, out, err = run(
+        capsys,
+        "run",
+        workflow,
+        "--set",
+        f"c4.path={tiny_sd1.single_file}",
+        "--set",
+        f"c4.config={tiny_sd1.config_folder}",
+        "--set",
+        f"c9.folder={tmp_path}",
+        "--set",
+        "c3.seed=9",
+    )
+    assert code == 0, err
+    meta = read_metadata(out.strip())
+    assert (meta.params.seed, meta.params.sampler, meta.params.steps) == (9, "DPM++ 2M Karras", 3)
+    assert meta.workflow["nodes"]  # the graph that made it travels with it
+
+
+def test_run_reports_a_missing_canvas_image(tmp_path, capsys, tiny_sd1):
+    from studio.nodes.defaults import WORKFLOWS
+
+    code, _, err = run(
+        capsys,
+        "run",
+        WORKFLOWS / "img2img.json",
+        "--set",
+        f"model.path={tiny_sd1.single_file}",
+        "--set",
+        f"model.config={tiny_sd1.config_folder}",
+    )
+    assert code == 2 and "needs an image from the canvas" in err
