@@ -50,6 +50,11 @@ class UpscaleModel:
     def dtype(self) -> torch.dtype:
         return self.descriptor.dtype
 
+    @property
+    def nbytes(self) -> int:
+        """Weight memory, so caches can budget for the model."""
+        return sum(p.numel() * p.element_size() for p in self.descriptor.model.parameters())
+
 
 # ---------------------------------------------------------------------------------------------
 # Loading
