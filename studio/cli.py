@@ -157,18 +157,6 @@ def _choice(args):
     )
 
 
-def _versions(choice) -> dict[str, str]:
-    import diffusers
-    import torch
-
-    return {
-        "studio": __version__,
-        "torch": torch.__version__,
-        "diffusers": diffusers.__version__,
-        "device": choice.label,
-    }
-
-
 def _default_model() -> Path:
     from studio.settings import Settings
 
@@ -392,9 +380,10 @@ def cmd_upscale(args) -> int:
         versions = {"studio": __version__}
     else:
         from studio.engine.detect import is_diffusion_checkpoint
+        from studio.engine.device import software_versions
 
         choice = _choice(args)
-        versions = _versions(choice)
+        versions = software_versions(choice)
         bar = _ProgressBar("upscaling")
         try:
             if is_diffusion_checkpoint(args.model):

@@ -92,3 +92,17 @@ def device_memory_budget(device: torch.device) -> int:
     except (ValueError, OSError, AttributeError):
         pages = 16 * 1024**3
     return int(pages * 0.5)
+
+
+def software_versions(choice: DeviceChoice) -> dict[str, str]:
+    """What made an image, for its metadata: our version, torch's, diffusers', the device."""
+    import diffusers
+
+    from studio import __version__
+
+    return {
+        "studio": __version__,
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+        "device": choice.label,
+    }

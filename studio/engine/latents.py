@@ -94,11 +94,9 @@ def encode_image(model: LoadedModel, image: Image.Image) -> Latent:
         dist = vae.encode(pixels.to(vae.device, vae.dtype)).latent_dist
         latents = dist.mode()
     config = vae.config
-    mean, std = config.get("latents_mean"), config.get("latents_std")
-    if mean is not None and std is not None:
-        shape = (1, latents.shape[1], 1, 1)
-        mean_t = torch.tensor(mean).view(shape).to(latents)
-        std_t = torch.tensor(std).view(shape).to(latents)
+    stats = _latent_stats(config, latents)
+    if stats is not None:
+        mean_t, std_t = stats
         latents = (latents - mean_t) * config.scaling_factor / std_t
     else:
         latents = (latents - (config.get("shift_factor") or 0.0)) * config.scaling_factor
@@ -127,14 +125,21 @@ def decode(model: LoadedModel, latent: Latent) -> list[Image.Image]:
     return [decode_latents(model.base, samples)[0] for samples in latent.samples]
 
 
+def _latent_stats(config, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Per-channel latent mean and std for VAEs that normalise with them (None for SD/SDXL)."""
+    mean, std = config.get("latents_mean"), config.get("latents_std")
+    if mean is None or std is None:
+        return None
+    shape = (1, latents.shape[1], 1, 1)
+    return torch.tensor(mean).view(shape).to(latents), torch.tensor(std).view(shape).to(latents)
+
+
 def _vae_decode(vae, latents: torch.Tensor) -> torch.Tensor:
     latents = latents.to(vae.device, vae.dtype)
     config = vae.config
-    mean, std = config.get("latents_mean"), config.get("latents_std")
-    if mean is not None and std is not None:
-        shape = (1, latents.shape[1], 1, 1)
-        mean_t = torch.tensor(mean).view(shape).to(latents)
-        std_t = torch.tensor(std).view(shape).to(latents)
+    stats = _latent_stats(config, latents)
+    if stats is not None:
+        mean_t, std_t = stats
         latents = latents * std_t / config.scaling_factor + mean_t
     else:
         latents = latents / config.scaling_factor + (config.get("shift_factor") or 0.0)

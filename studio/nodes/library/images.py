@@ -159,20 +159,6 @@ def upscale_with_model(ctx: RunContext, inputs, params):
     return {"image": tuple(out)}
 
 
-def _versions(ctx: RunContext) -> dict[str, str]:
-    import diffusers
-    import torch
-
-    from studio import __version__
-
-    return {
-        "studio": __version__,
-        "torch": torch.__version__,
-        "diffusers": diffusers.__version__,
-        "device": ctx.device.label,
-    }
-
-
 @node(
     NodeSpec(
         type="SaveImage",
@@ -189,10 +175,11 @@ def _versions(ctx: RunContext) -> dict[str, str]:
     )
 )
 def save_image(ctx: RunContext, inputs, params):
+    from studio.engine.device import software_versions
     from studio.formats.files import save_png
 
     folder = Path(params["folder"]).expanduser() if params["folder"] else ctx.output_dir
-    versions = _versions(ctx)
+    versions = software_versions(ctx.device)
     for picture in inputs["image"]:
         if params["filename"]:
             name = params["filename"]
