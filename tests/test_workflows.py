@@ -152,3 +152,25 @@ def test_cancel_mid_sample_then_run_again(executor, tiny_sd1, cpu, models, tmp_p
     graph.set_param("sample", "steps", 3)
     ctx, _ = run(executor, graph, cpu, models, tmp_path)
     assert ctx.results[0][2].exists()
+
+
+def test_an_image_file_edited_on_disk_is_read_again(executor, tiny_sd1, cpu, models, tmp_path):
+    from studio.graph.document import Node
+
+    source = tmp_path / "in.png"
+    Image.new("RGB", (64, 64), (200, 0, 0)).save(source)
+    graph = tiny_graph("img2img", tiny_sd1, **{"sample.steps": 2})
+    graph.remove("image")
+    graph.add(Node("image", "LoadImage", {"path": str(source)}))
+    graph.connect("image", "image", "encode", "image")
+    run(executor, graph, cpu, models, tmp_path)
+    assert executor.runs["LoadImage"] == 1
+    run(executor, graph, cpu, models, tmp_path)
+    assert executor.runs["LoadImage"] == 1  # unchanged file: cached
+    import os
+
+    Image.new("RGB", (64, 64), (0, 0, 200)).save(source)
+    os.utime(source, ns=(1, 10**18))
+    before = executor.runs["Sample"]
+    run(executor, graph, cpu, models, tmp_path)
+    assert executor.runs["LoadImage"] == 2 and executor.runs["Sample"] == before + 1

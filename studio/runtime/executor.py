@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import stat
 import sys
 import time
 from collections import Counter
@@ -15,7 +17,7 @@ from studio.errors import Cancelled, OutOfMemoryError, StudioError
 from studio.graph.document import Graph, Node
 from studio.graph.keys import graph_keys
 from studio.graph.order import topological_order
-from studio.graph.spec import NodeSpec
+from studio.graph.spec import PATH, NodeSpec
 from studio.graph.validate import check, effective_params, node_name
 from studio.nodes.context import RunContext
 from studio.nodes.registry import NodeType
@@ -82,7 +84,8 @@ class Executor:
         order = topological_order(graph, targets)
         base_keys = graph_keys(graph, specs, order)
         slots = _SlotDigests(ctx.inputs)
-        keys = self._keys(graph, order, base_keys, slots)
+        stamps = _file_stamps(graph, order, specs)
+        keys = self._keys(graph, order, base_keys, slots, stamps)
         outputs = self._plan(graph, order, keys, specs)
 
         for node_id in order:
@@ -108,14 +111,19 @@ class Executor:
                         self._reads[base] = read
                     else:
                         self._reads.pop(base, None)
-                    keys = self._keys(graph, order, base_keys, slots)
+                    keys = self._keys(graph, order, base_keys, slots, stamps)
                 self.cache.put(keys[node_id], result)
             emit(NodeFinished(job_id, node_id, seconds))
 
     def _keys(
-        self, graph: Graph, order: list[str], base: dict[str, str], slots: _SlotDigests
+        self,
+        graph: Graph,
+        order: list[str],
+        base: dict[str, str],
+        slots: _SlotDigests,
+        stamps: dict[str, list],
     ) -> dict[str, str]:
-        """Graph keys, salted for nodes that read job inputs and for everything downstream."""
+        """Graph keys, salted for nodes that read job inputs or files, and everything downstream."""
         keys: dict[str, str] = {}
         for node_id in order:
             read = sorted(self._reads.get(base[node_id], ()))
@@ -124,10 +132,11 @@ class Executor:
                 for port, link in graph.inputs_of(node_id).items()
                 if keys[link.src] != base[link.src]
             )
-            if not read and not changed:
+            stamp = stamps.get(node_id)
+            if not read and not changed and not stamp:
                 keys[node_id] = base[node_id]
                 continue
-            payload = [base[node_id], [(s, slots.digest(s)) for s in read], changed]
+            payload = [base[node_id], [(s, slots.digest(s)) for s in read], changed, stamp]
             text = json.dumps(payload, separators=(",", ":"))
             keys[node_id] = hashlib.sha256(text.encode()).hexdigest()
         return keys
@@ -262,6 +271,27 @@ class _SlotDigests:
 
 
 _ABSENT = object()
+
+
+def _file_stamps(graph: Graph, order: list[str], specs: Mapping[str, NodeSpec]) -> dict[str, list]:
+    """Size and modification time of the files nodes read, so an edited file is read again."""
+    stamps: dict[str, list] = {}
+    for node_id in order:
+        node = graph.nodes[node_id]
+        found = []
+        for param in specs[node.type].params:
+            value = node.params.get(param.name, param.default)
+            if param.kind != PATH or not value or not isinstance(value, str):
+                continue
+            try:
+                info = os.stat(os.path.expanduser(value))
+            except OSError:
+                continue
+            if stat.S_ISREG(info.st_mode):
+                found.append([param.name, info.st_size, info.st_mtime_ns])
+        if found:
+            stamps[node_id] = found
+    return stamps
 
 
 def _fingerprint(value: Any) -> str:
