@@ -244,7 +244,9 @@ def cmd_generate(args) -> int:
 
 
 def _round_note(value: int) -> int:
-    rounded = max(8, int(value / 8 + 0.5) * 8)
+    from studio.formats.parameters import round_to_8
+
+    rounded = round_to_8(value)
     if rounded != value:
         print(f"note: {value} is not a multiple of 8: using {rounded}.", file=sys.stderr)
     return rounded

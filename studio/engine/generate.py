@@ -26,7 +26,7 @@ from studio.engine.preview import PreviewMaker, latent_rgb_for
 from studio.engine.progress import CancelToken, ProgressCallback, Step
 from studio.engine.samplers import make_scheduler, sampler_by_name
 from studio.errors import Cancelled, ImageError, OutOfMemoryError, ParameterError
-from studio.formats.parameters import MODES, GenerationParams
+from studio.formats.parameters import MODES, GenerationParams, round_to_8
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +43,6 @@ _CFG_DOUBLED = ("prompt_embeds", "add_text_embeds", "add_time_ids", "mask", "mas
 class GeneratedImage:
     image: Image.Image
     params: GenerationParams  # exactly what reproduces this one image
-
-
-def _round8(value: int) -> int:
-    return max(8, int(value / 8 + 0.5) * 8)
 
 
 def check_params(params: GenerationParams) -> tuple[GenerationParams, list[str]]:
@@ -88,7 +84,7 @@ def check_params(params: GenerationParams) -> tuple[GenerationParams, list[str]]
     width, height = params.width, params.height
     if width < 1 or height < 1:
         raise ParameterError(f"Size {width}x{height} is not a valid image size.")
-    w8, h8 = _round8(width), _round8(height)
+    w8, h8 = round_to_8(width), round_to_8(height)
     if (w8, h8) != (width, height):
         notes.append(f"Size {width}x{height} is not a multiple of 8: using {w8}x{h8}.")
         params = params.with_(width=w8, height=h8)
@@ -232,7 +228,7 @@ def sample(
     An empty latent gives text-to-image, encoded samples image-to-image (strength = how much
     changes), and a latent with a mask inpainting of its source pixels.
     """
-    width, height = _round8(latent.width), _round8(latent.height)
+    width, height = round_to_8(latent.width), round_to_8(latent.height)
     if latent.mask is not None:
         if latent.source is None:
             raise ImageError("Inpainting needs the encoded image, not only a mask.")

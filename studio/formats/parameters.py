@@ -22,6 +22,11 @@ SAMPLERS = (
 )
 
 
+def round_to_8(value: int) -> int:
+    """The nearest multiple of 8 (halves round up), at least 8: latents are 1/8 of the pixels."""
+    return max(8, int(value / 8 + 0.5) * 8)
+
+
 @dataclass(frozen=True)
 class GenerationParams:
     """Parameters of one generated image, as stored in its PNG metadata."""
