@@ -17,3 +17,8 @@ def resources_dir() -> Path:
 RESOURCES = resources_dir()
 CLIP_TOKENIZER = RESOURCES / "tokenizers" / "clip"
 MODEL_CONFIGS = RESOURCES / "configs"
+# The small default model that ships with the app (see studio/demo/): used whenever the user
+# has configured no model of their own.
+DEMO_MODELS = RESOURCES / "models"
+DEMO_CHECKPOINT = DEMO_MODELS / "studio-shapes"
+DEMO_UPSCALER = DEMO_MODELS / "studio-shapes-x4.safetensors"
