@@ -13,7 +13,7 @@ from typing import Any
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
-from studio.graph.document import Graph, Node
+from studio.graph.document import Graph, Link, Node
 from studio.graph.spec import NodeSpec
 
 # Merge ids for QUndoCommand.mergeWith: typing into a field is one undo step, not one per key.
@@ -149,6 +149,8 @@ class WorkflowDocument(QObject):
     def connect_ports(self, src: str, src_port: str, dst: str, dst_port: str) -> str | None:
         """Link an output to an input; returns why it was refused, or None when linked."""
         reason = self.link_refusal(src, src_port, dst, dst_port)
+        if reason is None and Link(src, src_port, dst, dst_port) in self._graph.links:
+            return None  # already linked: an undo step that changes nothing would confuse
         if reason is None:
             self._edit("Connect", lambda graph: graph.connect(src, src_port, dst, dst_port))
         return reason
