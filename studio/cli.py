@@ -28,6 +28,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="studio", description="Native, offline image generation.")
     parser.add_argument("--version", action="version", version=f"studio {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="open the window offscreen, generate one image with the bundled model, check it",
+    )
     sub = parser.add_subparsers(dest="command")
 
     gen = sub.add_parser("generate", help="text-to-image, image-to-image or inpainting")
@@ -88,6 +93,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     info = sub.add_parser("info", help="print the generation parameters stored in an image")
     info.add_argument("image", type=Path)
+
+    gui = sub.add_parser("gui", help="open the window (what `studio` alone does)")
+    gui.add_argument("--screenshot", type=Path, help="save a PNG of the window offscreen and exit")
+    gui.add_argument("--workflow", type=Path, help="open this workflow (JSON or ComfyUI PNG)")
+    gui.add_argument("--image", type=Path, help="open this image on the canvas")
+    gui.add_argument("--mask", type=Path, help="use this mask on the canvas (white = repaint)")
+    gui.add_argument(
+        "--mode", default="txt2img", choices=("txt2img", "img2img", "inpaint", "upscale")
+    )
+    # For bench/ui_latency.py: print when the window was shown, then quit.
+    gui.add_argument("--exit-when-shown", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
@@ -103,11 +119,15 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s: %(message)s",
     )
+    if args.self_test:
+        from studio.selftest import run_self_test
+
+        return run_self_test()
     if args.command is None:
-        parser.print_help()
-        return 0
+        return cmd_gui(parser.parse_args(["gui"]))
     try:
         return {
+            "gui": cmd_gui,
             "generate": cmd_generate,
             "run": cmd_run,
             "upscale": cmd_upscale,
@@ -158,13 +178,18 @@ def _choice(args):
 
 
 def _default_model() -> Path:
+    """The user's default model, else the small model that ships with Studio."""
+    from studio.paths import DEMO_CHECKPOINT
     from studio.settings import Settings
 
     settings = Settings.load()
     if settings.default_model:
         return Path(settings.default_model)
+    if DEMO_CHECKPOINT.is_dir():
+        return DEMO_CHECKPOINT
     raise ParameterError(
-        "No model given: pass --model PATH (a .safetensors checkpoint or diffusers folder)."
+        "No model given and the bundled model is missing: pass --model PATH "
+        "(a .safetensors checkpoint or diffusers folder)."
     )
 
 
@@ -254,17 +279,10 @@ def _round_note(value: int) -> int:
 
 def _use_native_size(graph, args) -> None:
     """Without --size, generate at the size the model was trained at."""
-    from studio.engine.detect import detect
+    from studio.engine.sizes import native_size
 
-    info = detect(graph.nodes["model"].params["path"])
-    side = {"sd1": 512, "sd2": 768 if info.prediction == "v_prediction" else 512, "sdxl": 1024}
-    size = side.get(info.family, 512)
-    if args.config:
-        import json
-
-        unet = json.loads((Path(args.config) / "unet" / "config.json").read_text())
-        vae = json.loads((Path(args.config) / "vae" / "config.json").read_text())
-        size = unet["sample_size"] * 2 ** (len(vae["block_out_channels"]) - 1)
+    node = graph.nodes["model"].params
+    size = native_size(node["path"], node.get("config") or None) or 512
     graph.set_param("latent", "width", size)
     graph.set_param("latent", "height", size)
 
@@ -424,6 +442,20 @@ def cmd_upscale(args) -> int:
     params = params.with_(width=result.width, height=result.height)
     print(save_png(result, target, params, versions=versions))
     return 0
+
+
+def cmd_gui(args) -> int:
+    # Imported here: the other commands must not pay for Qt, nor the window for argparse users.
+    from studio.ui.app import run
+
+    return run(
+        screenshot=args.screenshot,
+        workflow=args.workflow,
+        image=args.image,
+        mask=args.mask,
+        mode=args.mode,
+        exit_when_shown=args.exit_when_shown,
+    )
 
 
 def cmd_models(args) -> int:

@@ -1,0 +1,57 @@
+"""Python's cyclic garbage collector, run on the GUI thread only while the window is open.
+
+Why: when the collector runs on whatever thread happens to allocate (the worker, mostly), it
+can free a Qt widget that sat in a reference cycle (a graphics item and the lambdas its fields
+connect, say) on that thread. Qt widgets must die on the GUI thread: elsewhere the destructor
+waits for the GUI thread, which may itself be waiting for that worker (a hang), or crashes.
+So automatic collection is switched off and a timer collects on the GUI thread instead, with
+the same generation thresholds Python uses.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+
+from PySide6.QtCore import QObject, QTimer
+
+log = logging.getLogger(__name__)
+
+INTERVAL_MS = 500
+_active = 0  # collectors running; automatic collection is back on when the last one stops
+_was_enabled = True
+
+
+class GuiThreadCollector(QObject):
+    def __init__(self, parent: QObject | None = None, interval_ms: int = INTERVAL_MS) -> None:
+        super().__init__(parent)
+        global _active, _was_enabled
+        if _active == 0:
+            _was_enabled = gc.isenabled()
+        _active += 1
+        gc.disable()
+        self._running = True
+        self._timer = QTimer(self)
+        self._timer.setInterval(interval_ms)
+        self._timer.timeout.connect(self.collect_if_due)
+        self._timer.start()
+
+    def collect_if_due(self) -> None:
+        """Collect the generations whose thresholds are passed (cheap when nothing is due)."""
+        counts, thresholds = gc.get_count(), gc.get_threshold()
+        for generation in (2, 1, 0):
+            if thresholds[generation] and counts[generation] > thresholds[generation]:
+                gc.collect(generation)  # collects the younger generations too
+                return
+
+    def stop(self) -> None:
+        """Collect what the window left behind (here, on the GUI thread), then hand back."""
+        global _active
+        if not self._running:
+            return
+        self._running = False
+        self._timer.stop()
+        gc.collect()
+        _active -= 1
+        if _active == 0 and _was_enabled:
+            gc.enable()

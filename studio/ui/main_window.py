@@ -1,0 +1,335 @@
+"""The main window: canvas and node editor in the centre, prompt panel, gallery, progress.
+
+The window is a view and editor of one workflow graph (the WorkflowDocument) and submits it to
+the runtime through the RuntimeBridge. Nothing here imports torch: the window appears first,
+and the worker thread imports torch when the first job needs the device.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings, Qt
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QApplication,
+    QDockWidget,
+    QLabel,
+    QMainWindow,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.engine.sizes import config_native_size, native_size
+from studio.graph.document import Graph
+from studio.nodes.defaults import default_workflow
+from studio.nodes.registry import specs
+from studio.settings import Settings, config_dir
+from studio.ui.background import Background
+from studio.ui.bridge import RuntimeBridge
+from studio.ui.canvas import Canvas
+from studio.ui.collector import GuiThreadCollector
+from studio.ui.document import WorkflowDocument
+from studio.ui.gallery import Gallery
+from studio.ui.menus import build_menus
+from studio.ui.models import ModelList
+from studio.ui.node_editor import NodeEditor
+from studio.ui.progress import ProgressStrip
+from studio.ui.prompt_panel import PromptPanel
+from studio.ui.session import Session
+
+log = logging.getLogger(__name__)
+
+
+class MainWindow(QMainWindow):
+    def __init__(
+        self, settings: Settings | None = None, mode: str = "txt2img", parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Studio")
+        self.setAcceptDrops(True)
+        self.settings = settings if settings is not None else Settings.load()
+        self.mode = mode
+        self._closing = False
+        self._loading = False
+        self._needs_native_size = False
+        self.collector = GuiThreadCollector(self)
+        self.background = Background(self)
+        self.models = ModelList(self.background, self)
+        self.document = WorkflowDocument(self.fresh_workflow(mode), specs(), self)
+        self.bridge = RuntimeBridge(
+            device=self.settings.device,
+            precision=self.settings.precision or None,
+            output_dir=self.settings.output_path,
+            model_folders=[Path(f) for f in self.settings.model_folders],
+            parent=self,
+        )
+        self.bridge.previews_enabled = self.settings.preview != "none"
+
+        self.canvas = Canvas(self)
+        self.node_editor = NodeEditor(self.document, self)
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tabs.addTab(self.canvas, "Canvas")
+        self.tabs.addTab(self.node_editor, "Nodes")
+        self.message = QLabel()
+        self.message.setObjectName("message")
+        self.message.setWordWrap(True)
+        self.message.setVisible(False)
+        self.message.setStyleSheet(
+            "QLabel#message { background: #6b2b2b; color: white; padding: 6px; border-radius: 3px; }"
+        )
+        self.message.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.message.mousePressEvent = lambda event: self.message.setVisible(False)
+        centre = QWidget()
+        column = QVBoxLayout(centre)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.message)
+        column.addWidget(self.tabs, 1)
+        self.setCentralWidget(centre)
+
+        self.panel = PromptPanel(self.document, self.models)
+        self.panel.set_mode(mode)
+        self.panel.setMinimumWidth(340)
+        self.panel_dock = self._dock(
+            "Prompt", "prompt", self.panel, Qt.DockWidgetArea.LeftDockWidgetArea
+        )
+        self.gallery = Gallery(self.background)
+        self.gallery.setMinimumWidth(140)
+        self.gallery_dock = self._dock(
+            "Gallery", "gallery", self.gallery, Qt.DockWidgetArea.RightDockWidgetArea
+        )
+        self.resizeDocks(
+            [self.panel_dock, self.gallery_dock], [360, 170], Qt.Orientation.Horizontal
+        )
+        self.progress = ProgressStrip()
+        self.statusBar().addPermanentWidget(self.progress)
+
+        self.session = Session(self)
+        build_menus(self)
+        self._connect()
+        self.models.scan(self.settings.model_folders)
+        self.gallery.load(self.settings.output_path)
+        if self._needs_native_size and self._model_path():
+            self.apply_native_size(self._model_path())
+        self._restore_geometry()
+
+    # -- building --------------------------------------------------------------------------
+
+    def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+            | QDockWidget.DockWidgetFeature.DockWidgetClosable
+        )
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _connect(self) -> None:
+        session, bridge = self.session, self.bridge
+        self.panel.modeRequested.connect(self.switch_mode)
+        self.document.graphReplaced.connect(self._graph_replaced)
+        self.panel.generateRequested.connect(session.generate)
+        self.panel.cancelRequested.connect(session.cancel)
+        self.panel.modelChosen.connect(self.apply_native_size)
+        self.progress.cancelRequested.connect(session.cancel)
+        self.gallery.openRequested.connect(session.open_path)
+        self.gallery.restoreRequested.connect(session.restore_parameters)
+        self.canvas.fileDropped.connect(session.open_path)
+        self.node_editor.message.connect(lambda text: self.statusBar().showMessage(text, 6000))
+        bridge.busyChanged.connect(session.busy_changed)
+        bridge.nodeStarted.connect(session.node_started)
+        bridge.progress.connect(session.progress)
+        bridge.preview.connect(session.preview)
+        bridge.finished.connect(session.finished)
+        bridge.failed.connect(session.failed)
+        bridge.cancelled.connect(session.cancelled)
+        for keys in ("Ctrl+Return", "Ctrl+Enter"):
+            shortcut = QShortcut(QKeySequence(keys), self)
+            shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
+            shortcut.activated.connect(session.generate)
+        escape = QShortcut(QKeySequence("Esc"), self)
+        escape.activated.connect(session.cancel)
+        self.tabs.currentChanged.connect(lambda _: self._follow_focus())
+        QApplication.instance().focusChanged.connect(self._focus_changed)
+
+    def _focus_changed(self, old: QWidget | None, new: QWidget | None) -> None:
+        if not self._closing:
+            self._follow_focus()
+
+    def _follow_focus(self) -> None:
+        """Edit > Undo acts on what the user works on: the canvas, or the workflow."""
+        focus = QApplication.focusWidget()
+        on_workflow = self.tabs.currentWidget() is self.node_editor or (
+            focus is not None and self.panel.isAncestorOf(focus)
+        )
+        stack = self.document.undo_stack if on_workflow else self.canvas.undo_stack
+        self.undo_group.setActiveStack(stack)
+
+    # -- the workflow ----------------------------------------------------------------------
+
+    def fresh_workflow(self, mode: str, previous: Graph | None = None) -> Graph:
+        """Mode `mode`'s default workflow, with what the user set in `previous` carried over.
+
+        A workflow that makes a new image starts at the model's native size, unless the
+        previous one made new images too (then its size carries over).
+        """
+        graph = default_workflow(mode)
+        if previous is not None:
+            exposed = {(e.node, e.param) for e in previous.exposed}
+            for node in graph.nodes.values():
+                old = previous.nodes.get(node.id)
+                if old is None or old.type != node.type:
+                    continue
+                for name, value in old.params.items():
+                    if (node.id, name) in exposed or node.type == "LoadCheckpoint":
+                        node.params[name] = value
+        for node in graph.find("LoadCheckpoint"):
+            if not node.params.get("path"):
+                node.params["path"] = self.models.default_path(self.settings.default_model)
+        self._needs_native_size = bool(graph.find("EmptyLatent")) and not (
+            previous is not None and previous.find("EmptyLatent")
+        )
+        if self._needs_native_size:
+            size = self._known_native_size(graph)
+            if size:
+                for latent in graph.find("EmptyLatent"):
+                    latent.params.update(width=size, height=size)
+                self._needs_native_size = False
+        return graph
+
+    def _known_native_size(self, graph: Graph) -> int | None:
+        """The model's native size when its configs tell it (no weights read, no torch)."""
+        for node in graph.find("LoadCheckpoint"):
+            path, config = node.params.get("path", ""), node.params.get("config", "")
+            if config:
+                return config_native_size(config)
+            if path and Path(path).is_dir():
+                return config_native_size(path)
+        return None
+
+    def _model_path(self) -> str:
+        models = self.document.graph.find("LoadCheckpoint")
+        return str(models[0].params.get("path", "")) if models else ""
+
+    def switch_mode(self, mode: str) -> None:
+        """Load the default workflow of `mode`, keeping prompts, model, seed and the like."""
+        self.panel.set_mode(mode)
+        if mode == self.mode:
+            return
+        self.load_graph(self.fresh_workflow(mode, self.document.graph), mode)
+        if self._needs_native_size and self._model_path():
+            # A single-file model: its size needs its weights' shapes, read off the GUI thread.
+            self.panel.size_by_hand = False
+            self.apply_native_size(self._model_path())
+        self.statusBar().showMessage(f"{self.document.graph.name} workflow", 3000)
+
+    def load_graph(self, graph: Graph, mode: str = "") -> None:
+        """Show `graph` in the panel and node editor; `mode` is the default workflow it is, if any."""
+        self._loading = True
+        try:
+            self.mode = mode
+            self.panel.set_mode(mode)
+            self.document.replace(graph)
+        finally:
+            self._loading = False
+
+    def _graph_replaced(self) -> None:
+        # Another workflow came in from elsewhere (the node editor's Open): no mode is current.
+        if not self._loading:
+            self.mode = ""
+            self.panel.set_mode("")
+
+    def apply_native_size(self, path: str) -> None:
+        """Set the size to the model's native one, unless the user chose a size by hand."""
+
+        def done(size: int | None) -> None:
+            # Stale when the model changed meanwhile, or when the user set a size.
+            if not size or self.panel.size_by_hand or self._model_path() != path:
+                return
+            for latent in self.document.graph.find("EmptyLatent"):
+                self.document.set_param(latent.id, "width", size)
+                self.document.set_param(latent.id, "height", size)
+
+        if Path(path).is_dir():
+            done(config_native_size(path))
+        else:
+            self.background.run(lambda: native_size(path), done)
+
+    def show_message(self, text: str, error: bool = True) -> None:
+        """Tell the user something without a modal dialog: a banner and the status bar."""
+        self.statusBar().showMessage(text, 10000)
+        if error:
+            self.message.setText(text)
+            self.message.setVisible(True)
+
+    def apply_settings(self, settings: Settings) -> None:
+        old, self.settings = self.settings, settings
+        if settings.output_path != old.output_path:
+            self.bridge.set_output_dir(settings.output_path)
+            self.gallery.load(settings.output_path)
+        if settings.model_folders != old.model_folders:
+            self.bridge.set_model_folders([Path(f) for f in settings.model_folders])
+            self.models.scan(settings.model_folders)
+        if settings.theme != old.theme:
+            from studio.ui.theme import apply_theme
+
+            apply_theme(QApplication.instance(), settings.theme)
+        self.bridge.previews_enabled = settings.preview != "none"
+        if (settings.device, settings.precision) != (old.device, old.precision):
+            if self.bridge.use_device(settings.device, settings.precision):
+                self.statusBar().showMessage(f"The next job runs on '{settings.device}'.", 6000)
+            else:
+                self.show_message("A job is running: the new device is used after a restart.")
+
+    # -- lifetime ---------------------------------------------------------------------------
+
+    def _window_settings(self) -> QSettings:
+        return QSettings(str(config_dir() / "window.ini"), QSettings.Format.IniFormat)
+
+    def _restore_geometry(self) -> None:
+        stored = self._window_settings()
+        geometry, state = stored.value("geometry"), stored.value("state")
+        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1400, 860)
+        if isinstance(state, QByteArray) and not state.isEmpty():
+            self.restoreState(state)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt's name)
+        self._closing = True
+        try:
+            QApplication.instance().focusChanged.disconnect(self._focus_changed)
+        except (RuntimeError, TypeError):
+            pass
+        stored = self._window_settings()
+        stored.setValue("geometry", self.saveGeometry())
+        stored.setValue("state", self.saveState())
+        stored.sync()
+        # Cancel the running job (it stops within a step) and wait for the worker to stop.
+        if self.bridge.busy:
+            self.statusBar().showMessage("Cancelling…")
+        self.bridge.shutdown()
+        self.background.close()
+        self.collector.stop()
+        event.accept()
+
+    # -- drops on the window (outside the canvas) ---------------------------------------------
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt's name)
+        if event.mimeData().hasUrls() or event.mimeData().hasImage():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 (Qt's name)
+        """A PNG dropped on the window restores its parameters; other images open."""
+        urls = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        if not urls:
+            return
+        event.acceptProposedAction()
+        self.session.drop_file(urls[0])

@@ -1,0 +1,158 @@
+"""The settings dialog: model folders (scanned, each model's family shown), output folder,
+device, preview method and theme. Saved as the typed Settings JSON by the caller."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLineEdit,
+    QListWidget,
+    QPushButton,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.settings import Settings
+from studio.ui.background import Background
+
+DEVICES = ("auto", "cuda", "mps", "cpu")
+PRECISIONS = (("", "Device default"), ("fp16", "fp16"), ("bf16", "bf16"), ("fp32", "fp32"))
+PREVIEWS = (("latent", "Fast latent preview"), ("none", "No preview"))
+THEMES = (("dark", "Dark"), ("light", "Light"))
+
+
+class SettingsDialog(QDialog):
+    def __init__(self, settings: Settings, background: Background, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.resize(640, 520)
+        self._settings = settings
+        self._background = background
+
+        self.folders = QListWidget()
+        self.folders.addItems(settings.model_folders)
+        add, remove, scan = QPushButton("Add…"), QPushButton("Remove"), QPushButton("Scan")
+        add.clicked.connect(self._add_folder)
+        remove.clicked.connect(self._remove_folder)
+        scan.clicked.connect(self.scan)
+        buttons = QVBoxLayout()
+        for button in (add, remove, scan):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        folders = QHBoxLayout()
+        folders.addWidget(self.folders, 1)
+        folders.addLayout(buttons)
+        self.found = QTreeWidget()
+        self.found.setHeaderLabels(["Model", "Detected"])
+        self.found.setRootIsDecorated(False)
+        self.found.setColumnWidth(0, 300)
+
+        self.output = QLineEdit(settings.output_folder)
+        self.output.setPlaceholderText(str(settings.output_path))
+        browse = QPushButton("…")
+        browse.setFixedWidth(28)
+        browse.clicked.connect(self._browse_output)
+        output = QHBoxLayout()
+        output.addWidget(self.output, 1)
+        output.addWidget(browse)
+
+        self.device = _combo([(d, d) for d in DEVICES], settings.device)
+        self.precision = _combo(PRECISIONS, settings.precision)
+        self.preview = _combo(PREVIEWS, settings.preview)
+        self.theme = _combo(THEMES, settings.theme)
+
+        form = QFormLayout()
+        form.addRow("Model folders", folders)
+        form.addRow("", self.found)
+        form.addRow("Output folder", output)
+        form.addRow("Device", self.device)
+        form.addRow("Precision", self.precision)
+        form.addRow("Preview", self.preview)
+        form.addRow("Theme", self.theme)
+        box = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        )
+        box.accepted.connect(self.accept)
+        box.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(box)
+        if settings.model_folders:
+            self.scan()
+
+    def folder_list(self) -> list[str]:
+        return [self.folders.item(i).text() for i in range(self.folders.count())]
+
+    def result_settings(self) -> Settings:
+        return dataclasses.replace(
+            self._settings,
+            model_folders=self.folder_list(),
+            output_folder=self.output.text().strip(),
+            device=self.device.currentData(),
+            precision=self.precision.currentData(),
+            preview=self.preview.currentData(),
+            theme=self.theme.currentData(),
+        )
+
+    def scan(self) -> None:
+        """List what each folder holds, with the detected family (off the GUI thread)."""
+        self.found.clear()
+        folders = self.folder_list()
+        if not folders:
+            return
+        self.found.addTopLevelItem(QTreeWidgetItem(["Scanning…", ""]))
+
+        def work():
+            from studio.engine.catalog import scan_models
+
+            return scan_models([Path(f) for f in folders])
+
+        def done(entries) -> None:
+            self.found.clear()
+            for entry in entries:
+                item = QTreeWidgetItem([entry.path.name, entry.label])
+                item.setToolTip(0, str(entry.path))
+                item.setToolTip(1, entry.label)
+                self.found.addTopLevelItem(item)
+            if not entries:
+                self.found.addTopLevelItem(QTreeWidgetItem(["No models found", ""]))
+
+        self._background.run(work, done, lambda error: self._scan_failed(str(error)))
+
+    def _scan_failed(self, message: str) -> None:
+        self.found.clear()
+        self.found.addTopLevelItem(QTreeWidgetItem(["Scan failed", message]))
+
+    def _add_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Add a model folder")
+        if folder and folder not in self.folder_list():
+            self.folders.addItem(folder)
+            self.scan()
+
+    def _remove_folder(self) -> None:
+        for item in self.folders.selectedItems():
+            self.folders.takeItem(self.folders.row(item))
+        self.scan()
+
+    def _browse_output(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Output folder", self.output.text())
+        if folder:
+            self.output.setText(folder)
+
+
+def _combo(items, current: str) -> QComboBox:
+    combo = QComboBox()
+    for value, label in items:
+        combo.addItem(label, value)
+    combo.setCurrentIndex(max(0, combo.findData(current)))
+    return combo
