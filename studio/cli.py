@@ -67,9 +67,12 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("upscale", help="super-resolution")
     up.add_argument("image", type=Path)
     up.add_argument(
-        "--model", type=Path, help="upscale model (ESRGAN, SwinIR, ...) or x4 diffusion upscaler"
+        "--model",
+        type=Path,
+        help="upscale model (ESRGAN, SwinIR, ...) or x4 diffusion upscaler "
+        "(default: the bundled x4 model)",
     )
-    up.add_argument("--scale", type=float, help="factor for the plain Lanczos resize (default 2)")
+    up.add_argument("--scale", type=float, help="factor for a plain Lanczos resize instead")
     up.add_argument("--tile", type=int, default=512)
     up.add_argument("--overlap", type=int, default=32)
     up.add_argument("--prompt", default="", help="prompt for the diffusion upscaler")
@@ -393,6 +396,11 @@ def cmd_upscale(args) -> int:
     image = load_image(args.image)
     target = _output_path(args, f"{args.image.stem}-upscaled")
     params = GenerationParams(mode="upscale", width=image.width, height=image.height)
+    if args.model is None and args.scale is None:
+        from studio.paths import DEMO_UPSCALER
+
+        # No model and no factor: the bundled x4 model, like a user's default upscaler.
+        args.model = DEMO_UPSCALER if DEMO_UPSCALER.is_file() else None
     if args.model is None:
         factor = args.scale or 2.0
         result = upscale.lanczos_resize(image, factor=factor)

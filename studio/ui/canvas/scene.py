@@ -131,6 +131,7 @@ class PictureScene(QGraphicsScene):
         self.picture = picture
         self._layer_items: list[ImageItem] = []
         self._pixmaps: dict[int, QPixmap] = {}  # QImage.cacheKey -> pixmap, for layers on show
+        self._content: QRectF | None = None  # the area last reported by contentChanged
         self.mask_item = MaskItem()
         self.mask_item.set_picture(picture)
         self.addItem(self.mask_item)
@@ -145,10 +146,12 @@ class PictureScene(QGraphicsScene):
         self._sync_size()
 
     def content_rect(self) -> QRectF:
-        """The picture, or with none open, a staged result that would become it."""
+        """The picture, or with none open, the staged result or live preview in its place."""
         rect = QRectF(self.picture.rect())
-        if rect.isEmpty() and self._staged_item.isVisible():
-            return self._staged_item.sceneBoundingRect()
+        if rect.isEmpty():
+            for item in (self._staged_item, self._preview_item):
+                if item.isVisible():
+                    return item.sceneBoundingRect()
         return rect
 
     def staging(self) -> bool:
@@ -169,6 +172,9 @@ class PictureScene(QGraphicsScene):
             _place(self._preview_item, pixmap, rect or QRectF(self.picture.rect()))
         self._preview_item.setVisible(pixmap is not None)
         self._sync_occlusion()
+        # Previews come 20 times a second: refit only when the area to show changes.
+        if self.picture.size is None and self.content_rect() != self._content:
+            self._sync_size()
 
     def update_mask(self, rect: QRect) -> None:
         """Repaint the mask overlay inside `rect` (image pixels) after writing to it directly."""
@@ -177,7 +183,7 @@ class PictureScene(QGraphicsScene):
 
     def _sync_size(self) -> None:
         self.mask_item.set_picture(self.picture)
-        rect = self.content_rect()
+        rect = self._content = self.content_rect()
         # Room around the image so any part of it can be panned to the middle of the view.
         margin = 2.0 * max(rect.width(), rect.height(), 256.0)
         self.setSceneRect(rect.adjusted(-margin, -margin, margin, margin))
