@@ -1,0 +1,159 @@
+"""The bundled default model: it ships, loads like a user's checkpoint, and draws what it is told."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from studio.demo.analyse import analyse
+from studio.demo.scenes import Scene, draw, shape_box
+from studio.paths import DEMO_CHECKPOINT, DEMO_UPSCALER
+
+pytestmark = pytest.mark.skipif(
+    not DEMO_CHECKPOINT.is_dir(), reason="the bundled model is not in resources/models"
+)
+
+
+@pytest.fixture(scope="module")
+def shapes(cpu):
+    from studio.engine.checkpoint import load_model
+
+    return load_model(DEMO_CHECKPOINT, cpu)
+
+
+def test_it_ships_small_and_is_detected_as_sd1():
+    from studio.engine.detect import detect
+    from studio.engine.sizes import native_size
+
+    files = [p for p in DEMO_CHECKPOINT.rglob("*") if p.is_file()] + [DEMO_UPSCALER]
+    assert sum(p.stat().st_size for p in files) <= 25 * 2**20
+    info = detect(DEMO_CHECKPOINT)
+    assert (info.family, info.layout, info.inpaint) == ("sd1", "diffusers", False)
+    assert native_size(DEMO_CHECKPOINT) == 64
+
+
+def _matches(image: Image.Image, scene: Scene, *, position: bool = True) -> bool:
+    found = analyse(image)
+    same = (found.background, found.color, found.shape) == (
+        scene.background,
+        scene.color,
+        scene.shape,
+    )
+    return same and (not position or found.position == scene.position)
+
+
+@pytest.mark.parametrize(
+    ("prompt", "scene"),
+    [
+        ("a red circle on a blue background", Scene("circle", "red", "blue")),
+        (
+            "a large pink diamond on the right on a green background",
+            Scene("diamond", "pink", "green", size="large", position="right"),
+        ),
+    ],
+)
+def test_text_to_image_draws_the_prompt(shapes, prompt, scene):
+    from studio.engine.generate import generate
+    from studio.formats.parameters import GenerationParams
+
+    params = GenerationParams(prompt=prompt, steps=20, width=64, height=64, seed=7, batch_size=3)
+    images = [r.image for r in generate(shapes, params, previews=False)]
+    # Seeds differ in the details; most of them must get background, colour and kind right.
+    # (Position is not learned yet: see bench/shapes_eval.py and the README.)
+    hits = sum(_matches(image, scene, position=False) for image in images)
+    assert hits >= 2, [analyse(i) for i in images]
+
+
+def test_image_to_image_at_low_strength_keeps_the_scene(shapes):
+    from studio.engine.generate import generate
+    from studio.formats.parameters import GenerationParams
+
+    scene = Scene("diamond", "orange", "purple", size="large", position="right")
+    params = GenerationParams(
+        mode="img2img",
+        prompt="a large orange diamond on the right on a purple background",
+        steps=20,
+        width=64,
+        height=64,
+        seed=3,
+        strength=0.35,
+    )
+    result = generate(shapes, params, init_image=draw(scene), previews=False)[0].image
+    assert _matches(result, scene), analyse(result)
+
+
+def test_inpainting_repaints_the_mask_and_keeps_the_rest(shapes):
+    from studio.engine.generate import generate
+    from studio.formats.parameters import GenerationParams
+
+    original = draw(Scene("circle", "red", "blue", size="large", position="left"))
+    new = Scene("square", "yellow", "blue", size="large", position="right")
+    cx, cy, r = shape_box(new, 64)
+    mask = Image.new("L", (64, 64), 0)
+    ImageDraw.Draw(mask).rectangle((cx - r - 4, cy - r - 4, cx + r + 4, cy + r + 4), fill=255)
+    params = GenerationParams(
+        mode="inpaint",
+        prompt="a large yellow square on the right on a blue background",
+        steps=20,
+        width=64,
+        height=64,
+        seed=2,
+        strength=1.0,
+        batch_size=3,
+        mask_feather=0,
+    )
+    results = [r.image for r in generate(shapes, params, init_image=original, mask=mask)]
+    outside = np.asarray(mask) == 0
+    for result in results:
+        assert np.array_equal(np.asarray(result)[outside], np.asarray(original)[outside])
+        assert not np.array_equal(np.asarray(result)[~outside], np.asarray(original)[~outside])
+    # Whether the new region follows the prompt is measured by bench/shapes_eval.py, not here:
+    # this model does so in 75 % of its scenes but not in this one.
+
+
+def test_the_upscaler_beats_bicubic_on_an_unseen_scene():
+    import random
+
+    from studio.demo.train import upscaler_pair
+    from studio.engine.upscale import load_upscale_model, upscale_tiled
+
+    model = load_upscale_model(DEMO_UPSCALER, device="cpu")
+    low, high = upscaler_pair(random.Random(31337))
+    target = np.asarray(high, dtype=np.float64)
+
+    def psnr(image: Image.Image) -> float:
+        return 10 * np.log10(
+            255.0**2 / ((np.asarray(image, dtype=np.float64) - target) ** 2).mean()
+        )
+
+    ours = psnr(upscale_tiled(model, low))
+    bicubic = psnr(low.resize(high.size, Image.Resampling.BICUBIC))
+    assert ours >= bicubic + 2.0, (ours, bicubic)
+
+
+def test_the_readme_command_generates_with_the_bundled_model(tmp_path, capsys):
+    from studio.cli import main
+    from studio.formats.metadata import read_metadata
+
+    out = tmp_path / "out.png"
+    assert (
+        main(["generate", "a red circle on a blue background", "--seed", "1", "-o", str(out)]) == 0
+    )
+    image = Image.open(out)
+    assert image.size == (64, 64)
+    meta = read_metadata(out)
+    assert meta is not None and "studio-shapes" in meta.params.model
+
+
+def test_upscale_without_a_model_uses_the_bundled_x4(tmp_path):
+    from studio.cli import main
+    from studio.formats.metadata import read_metadata
+
+    source = tmp_path / "small.png"
+    draw(Scene("triangle", "green", "white")).save(source)
+    out = tmp_path / "big.png"
+    assert main(["upscale", str(source), "-o", str(out)]) == 0
+    assert Image.open(out).size == (256, 256)
+    meta = read_metadata(out)
+    assert meta is not None and meta.params.upscaler == DEMO_UPSCALER.name
