@@ -108,13 +108,14 @@ def check_image(image: Any, report: Report, expected_background: str | None) -> 
 
 
 def _wait(condition: Callable[[], bool], timeout: float) -> bool:
-    from PySide6.QtTest import QTest
+    # Not QTest.qWait: PySide6 holds the GIL there, starving the worker thread that generates.
+    from studio.ui.app import wait
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
             return True
-        QTest.qWait(20)
+        wait(20)
     return condition()
 
 
