@@ -170,6 +170,23 @@ def test_every_sampler_runs_and_is_reproducible(sd1_model, sampler):
     assert np.array_equal(pixels(out.image), pixels(again.image))
 
 
+def test_a_sampler_does_not_depend_on_the_one_used_before(sd1_model):
+    ddim = BASE.with_(sampler="DDIM", steps=3)
+    first = generate(sd1_model, ddim)[0]
+    generate(sd1_model, BASE.with_(sampler="Euler a", steps=2))
+    again = generate(sd1_model, ddim)[0]
+    assert np.array_equal(pixels(first.image), pixels(again.image))
+
+
+def test_samplers_without_zero_snr_support_refuse_such_a_model():
+    from studio.engine.samplers import make_scheduler
+
+    config = {"prediction_type": "v_prediction", "rescale_betas_zero_snr": True}
+    assert make_scheduler("Euler a", config).config.timestep_spacing == "trailing"
+    with pytest.raises(ParameterError, match="LMS sampler cannot run this model.*Euler a"):
+        make_scheduler("LMS", config)
+
+
 def test_task_pipelines_share_weights(sd1_model):
     img2img = sd1_model.pipeline("img2img")
     inpaint = sd1_model.pipeline("inpaint")

@@ -59,9 +59,7 @@ def test_self_test_passes_and_writes_nothing_outside_its_temp_folder(tmp_path):
     home, temp = tmp_path / "home", tmp_path / "tmp"
     home.mkdir()
     temp.mkdir()
-    env = {
-        k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "STUDIO_", "HF_"))
-    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "STUDIO_", "HF_"))}
     env.update(HOME=str(home), TMPDIR=str(temp), QT_QPA_PLATFORM="offscreen")
     done = subprocess.run(
         [sys.executable, "-m", "studio", "--self-test"],

@@ -144,7 +144,17 @@ def test_a_workflow_opened_in_the_node_editor_shows_in_the_panel(qtbot, window, 
     assert window.mode == "" and window.panel.mode() == ""
     assert set(window.panel.fields) == {(e.node, e.param) for e in graph.exposed}
     window.switch_mode("upscale")
-    assert window.panel.mode() == "upscale" and ("resize", "scale") in window.panel.fields
+    assert window.panel.mode() == "upscale" and ("upscaler", "path") in window.panel.fields
+
+
+def test_a_random_seed_is_shown_and_kept_when_random_is_turned_off(qtbot, window):
+    field = window.panel.field("sample", "seed")
+    field.random.setChecked(True)
+    seed = field.next_seed(window.document.param_value("sample", "seed"))
+    assert field.edit.text() == str(seed) and not field.edit.isEnabled()
+    field.random.setChecked(False)
+    assert window.document.param_value("sample", "seed") == seed
+    assert field.next_seed(window.document.param_value("sample", "seed")) == seed
 
 
 def test_paste_and_gallery_drags_open_images(qtbot, window, tmp_path):

@@ -28,7 +28,8 @@ COLORS: dict[str, tuple[int, int, int]] = {
     "black": (20, 20, 20),
 }
 SHAPES = ("circle", "square", "triangle", "diamond")
-SIZES: dict[str, float] = {"small": 0.11, "medium": 0.16, "large": 0.21}  # radius / image side
+# Radius / image side. A small shape still spans 4 latent cells, so its corners survive the VAE.
+SIZES: dict[str, float] = {"small": 0.13, "medium": 0.17, "large": 0.21}
 # Grid cells, named as a prompt would; value = (column, row) in 0..2.
 POSITIONS: dict[str, tuple[int, int]] = {
     "top left": (0, 0),

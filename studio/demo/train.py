@@ -1,19 +1,20 @@
 """Train the bundled default model from scratch: `python -m studio.demo.train`.
 
-Three stages, each resumable from its last checkpoint in the work folder:
+Four stages, each resumable from its last checkpoint in the work folder:
 
-1. ``vae``: a small AutoencoderKL (64x64 RGB <-> 4x16x16 latents).
+1. ``vae``: a small AutoencoderKL (64x64 RGB <-> 4x16x16 latents), on crops.
 2. ``unet``: a small UNet2DConditionModel and CLIP text encoder (behind the real CLIP tokenizer
    from resources/), trained together on cached latents of the scenes, captions dropped 10 %
-   of the time so classifier-free guidance works. Weights are exported from an EMA copy.
-3. ``upscaler``: a Real-ESRGAN "Compact" network (loaded by spandrel) for x4 super-resolution.
+   of the time so classifier-free guidance works. Zero terminal SNR and v-prediction (see
+   ZERO_SNR_V_PREDICTION). Weights are exported from an EMA copy.
+3. ``decoder``: the VAE decoder sharpened on whole images, the encoder frozen.
+4. ``upscaler``: a Real-ESRGAN "Compact" network (loaded by spandrel) for x4 super-resolution.
 
 The result is a diffusers-format Stable Diffusion 1.x folder and a spandrel .safetensors file,
 so the app loads them through the same code as a user's checkpoints. Everything is seeded:
 the same command on the same machine gives the same weights. The loss log is a CSV in the
-work folder. With no arguments it fits in about an hour on a 2-core CPU; a GPU is used when
-there is one.
-"""
+work folder. With no arguments it fits in under an hour on an idle 2-core CPU; a GPU is used
+when there is one."""
 
 from __future__ import annotations
 
@@ -46,6 +47,11 @@ SIDE = 64  # pixels; the model's native size
 LATENT_SIDE = 16
 TEXT_WIDTH = 64
 CFG_DROP = 0.1
+# SD 1.x's schedule leaves some signal at its last timestep. On 16x16 latents that is enough
+# for the model to read the layout (where the shape goes, the background) from the starting
+# noise, that is from the seed, instead of from the prompt. Rescaled to zero terminal SNR the
+# last step is pure noise; epsilon is then meaningless there, so the UNet predicts v.
+ZERO_SNR_V_PREDICTION = {"rescale_betas_zero_snr": True, "prediction_type": "v_prediction"}
 
 
 @dataclass(frozen=True)
@@ -58,11 +64,7 @@ class Plan:
     vae_crop: int = 32  # the autoencoder is convolutional: it learns as well from crops, faster
     unet_steps: int = 5000
     unet_batch: int = 32
-    # From this step on, the noise gets a random per-channel offset (see train_unet). The
-    # shipped model learned without it for its first 3500 steps; a new run may start at 0.
-    offset_noise_from: int = 3500
-    offset_noise: float = 0.2
-    decoder_steps: int = 600
+    decoder_steps: int = 1500
     decoder_batch: int = 16
     upscaler_steps: int = 1500
     upscaler_batch: int = 8
@@ -253,6 +255,12 @@ def run_stage(stage: Stage, train_step: Callable[[int], torch.Tensor], every: in
 # -- stage 1: the autoencoder ----------------------------------------------------------------
 
 
+def _edge_loss(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """L1 between image gradients: pixel losses alone let a small shape blur into a blob."""
+    dx = F.l1_loss(recon.diff(dim=-1), target.diff(dim=-1))
+    return dx + F.l1_loss(recon.diff(dim=-2), target.diff(dim=-2))
+
+
 def train_vae(plan: Plan, pool: np.ndarray, work: Path, device: torch.device):
     vae = make_vae().to(device)
     stage = Stage("vae", work, {"vae": vae}, lr=2e-3, total=plan.vae_steps)
@@ -307,7 +315,7 @@ def tune_decoder(plan: Plan, vae, latents: torch.Tensor, pool: np.ndarray, work:
         picks = rng.integers(0, len(pool), plan.decoder_batch)
         x = torch.from_numpy(pool[picks]).permute(0, 3, 1, 2).float().to(device) / 127.5 - 1.0
         recon = vae.decode(latents[picks].to(device)).sample
-        return F.l1_loss(recon, x) + F.mse_loss(recon, x)
+        return F.l1_loss(recon, x) + F.mse_loss(recon, x) + _edge_loss(recon, x)
 
     decoder.train()
     run_stage(stage, step)
@@ -337,7 +345,9 @@ def train_unet(plan: Plan, latents: torch.Tensor, scenes: list, scale: float, wo
     unet, text_encoder = make_unet().to(device), make_text_encoder().to(device)
     modules = {"unet": unet, "text_encoder": text_encoder}
     stage = Stage("unet", work, modules, lr=5e-4, total=plan.unet_steps, ema=True)
-    noise_schedule = DDPMScheduler.from_pretrained(MODEL_CONFIGS / "sd1" / "scheduler")
+    noise_schedule = DDPMScheduler.from_pretrained(
+        MODEL_CONFIGS / "sd1" / "scheduler", **ZERO_SNR_V_PREDICTION
+    )
 
     def step(index: int) -> torch.Tensor:
         rng = random.Random(plan.seed * 1_000_003 + index)
@@ -345,18 +355,11 @@ def train_unet(plan: Plan, latents: torch.Tensor, scenes: list, scale: float, wo
         texts = ["" if rng.random() < CFG_DROP else caption(scenes[i], rng) for i in picks]
         x0 = latents[picks].to(device) * scale
         noise = torch.randn_like(x0)
-        if index >= plan.offset_noise_from:
-            # On 16x16 latents the mean of pure noise is as large as the signal the schedule
-            # leaves at t=T, so without an offset the model reads the background colour from
-            # the noise (the seed) instead of from the prompt.
-            noise = noise + plan.offset_noise * torch.randn(
-                len(picks), x0.shape[1], 1, 1, device=x0.device
-            )
         t = torch.randint(0, noise_schedule.config.num_train_timesteps, (len(picks),))
         noisy = noise_schedule.add_noise(x0, noise, t)
         context = text_encoder(tokenize(tokenizer, texts).to(device))[0]
         predicted = unet(noisy, t.to(device), encoder_hidden_states=context).sample
-        return F.mse_loss(predicted, noise)
+        return F.mse_loss(predicted, noise_schedule.get_velocity(x0, noise, t.to(device)))
 
     unet.train()
     text_encoder.train()
@@ -397,9 +400,12 @@ def train_upscaler(plan: Plan, work: Path, device):
 def export_checkpoint(vae, unet, text_encoder, target: Path) -> None:
     """Write a diffusers StableDiffusionPipeline folder (fp16 weights, no tokenizer files:
     Studio supplies the bundled CLIP tokenizer to every SD 1.x model)."""
-    from diffusers import PNDMScheduler, StableDiffusionPipeline
+    from diffusers import DDIMScheduler, StableDiffusionPipeline
 
-    scheduler = PNDMScheduler.from_pretrained(MODEL_CONFIGS / "sd1" / "scheduler")
+    # The samplers Studio builds from this config keep its zero-SNR betas and v-prediction.
+    scheduler = DDIMScheduler.from_pretrained(
+        MODEL_CONFIGS / "sd1" / "scheduler", timestep_spacing="trailing", **ZERO_SNR_V_PREDICTION
+    )
     from studio.engine.configs import clip_tokenizer
 
     pipe = StableDiffusionPipeline(
@@ -453,6 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = Plan(
         vae_steps=max(1, round(defaults.vae_steps * args.scale)),
         unet_steps=max(1, round(defaults.unet_steps * args.scale)),
+        decoder_steps=max(1, round(defaults.decoder_steps * args.scale)),
         upscaler_steps=max(1, round(defaults.upscaler_steps * args.scale)),
         pool=args.pool or defaults.pool,
     )

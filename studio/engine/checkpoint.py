@@ -75,6 +75,13 @@ class LoadedModel:
     nbytes: int
     load_seconds: float = 0.0
     _variants: dict[tuple[str, bool], DiffusionPipeline] = field(default_factory=dict)
+    # The checkpoint's own scheduler settings, copied at load. Generation swaps the sampler on
+    # the shared pipelines; building the next sampler from the swapped one's config would pick
+    # up that class's defaults (DDIM after Euler got clip_sample=True and clipped the latents).
+    scheduler_config: dict[str, Any] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.scheduler_config = dict(self.base.scheduler.config)
 
     @property
     def name(self) -> str:

@@ -290,7 +290,7 @@ def sample(
             cancel.raise_if_cancelled()
         seed = params.seed + index
         state = {"guided": True}
-        pipe.scheduler = make_scheduler(params.sampler, model.base.scheduler.config, seed=seed)
+        pipe.scheduler = make_scheduler(params.sampler, model.scheduler_config, seed=seed)
         tap = _DenoisedTap(pipe.scheduler)
 
         def on_step_end(pipe, i, t, tensors, index=index, state=state, tap=tap):

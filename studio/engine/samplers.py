@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +67,10 @@ def sampler_by_name(name: str) -> Sampler:
     raise ParameterError(f"Unknown sampler '{name}': choose one of {', '.join(SAMPLERS)}.")
 
 
+def _supports_zero_snr(sampler: Sampler) -> bool:
+    return "rescale_betas_zero_snr" in inspect.signature(sampler.scheduler.__init__).parameters
+
+
 def make_scheduler(
     name: str, base_config: Any, *, seed: int | None = None, **overrides: Any
 ) -> SchedulerMixin:
@@ -80,6 +85,13 @@ def make_scheduler(
             f"pip install {sampler.needs}, or pick another sampler."
         )
     config = dict(base_config)
+    if config.get("rescale_betas_zero_snr") and not _supports_zero_snr(sampler):
+        usable = ", ".join(n for n, s in _TABLE.items() if _supports_zero_snr(s) and n != "LCM")
+        raise ParameterError(
+            f"The {sampler.name} sampler cannot run this model: it was trained to start from "
+            f"pure noise (zero terminal SNR), which {sampler.name} does not support. "
+            f"Pick one of: {usable}."
+        )
     # A config written for another scheduler class may name options this one lacks; diffusers
     # ignores unknown keys with a warning, so drop the noisy ones it would complain about.
     for key in ("skip_prk_steps", "set_alpha_to_one", "clip_sample", "clip_sample_range"):

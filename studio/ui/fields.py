@@ -195,8 +195,13 @@ class SeedField(Field):
         super().__init__(param, box)
         self.last_seed: int | None = None
         self.edit.editingFinished.connect(self._typed)
-        self.random.toggled.connect(lambda on: self.edit.setEnabled(not on))
+        self.random.toggled.connect(self._random_toggled)
         self.reuse.clicked.connect(self._reuse)
+
+    def _random_toggled(self, on: bool) -> None:
+        self.edit.setEnabled(not on)
+        if not on:
+            self._typed()  # the box shows the last seed drawn: that is the seed from now on
 
     def _typed(self) -> None:
         text = self.edit.text()
@@ -214,6 +219,7 @@ class SeedField(Field):
         """The seed for the next run: a fresh random one when Random is on, else `current`."""
         seed = random.randint(0, 2**32 - 1) if self.random.isChecked() else int(current)
         self.last_seed = seed
+        self.edit.setText(str(seed))  # so a drawn seed can be read (and copied) from the box
         self.reuse.setEnabled(True)
         self.reuse.setToolTip(f"Use seed {seed} again")
         return seed

@@ -8,6 +8,7 @@ from studio.errors import ModelError
 from studio.graph.spec import MODEL, PATH, UPSCALE_MODEL, NodeSpec, Param, Port
 from studio.nodes.context import RunContext
 from studio.nodes.registry import node
+from studio.paths import DEMO_UPSCALER
 
 
 def resolve_model_path(value: str, ctx: RunContext, what: str) -> Path:
@@ -50,12 +51,24 @@ def load_checkpoint(ctx: RunContext, inputs, params):
         title="Load upscale model",
         category="Models",
         outputs=(Port("upscale_model", UPSCALE_MODEL),),
-        params=(Param("path", PATH, "", label="Upscaler", hints={"file_filter": "upscaler"}),),
-        description="ESRGAN, SwinIR, HAT and other super-resolution models.",
+        params=(
+            Param(
+                "path",
+                PATH,
+                "",
+                label="Upscaler",
+                hints={"file_filter": "upscaler", "empty": "the built-in x4 model"},
+            ),
+        ),
+        description="ESRGAN, SwinIR, HAT and other super-resolution models "
+        "(empty: the x4 model that ships with Studio).",
     )
 )
 def load_upscale_model(ctx: RunContext, inputs, params):
     from studio.engine.upscale import load_upscale_model as load
 
-    path = resolve_model_path(params["path"], ctx, "upscale model")
+    if not params["path"] and DEMO_UPSCALER.is_file():
+        path = DEMO_UPSCALER
+    else:
+        path = resolve_model_path(params["path"], ctx, "upscale model")
     return {"upscale_model": load(path, device=ctx.device.device)}
