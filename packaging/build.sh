@@ -5,7 +5,8 @@
 #
 # Environment: STUDIO_VARIANT=cpu|cuda (default cpu; see packaging/studio.spec),
 # STUDIO_MODELS_FROM=folder with studio-shapes/ (default: resources/models),
-# SKIP_SELF_TEST=1 to only build. Needs `pip install -e ".[package]"`.
+# SKIP_SELF_TEST=1 to only build, SKIP_ARCHIVE=1 to leave out the tar.gz (CI does).
+# Needs `pip install -e ".[package]"`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,7 +21,9 @@ python -m PyInstaller --noconfirm --clean --log-level WARN \
 built=$(date +%s)
 
 # The archive keeps the folder name, so it unpacks to Studio/.
-tar -C dist -czf "$archive" Studio
+if [[ "${SKIP_ARCHIVE:-}" != 1 ]]; then
+    tar -C dist -czf "$archive" Studio
+fi
 archived=$(date +%s)
 
 status=0
@@ -34,7 +37,9 @@ tested=$(date +%s)
 echo
 echo "build time:      $((built - start)) s (PyInstaller), archive $((archived - built)) s, self-test $((tested - archived)) s"
 echo "folder size:     $(du -sh dist/Studio | cut -f1) (dist/Studio, $(find dist/Studio -type f | wc -l) files)"
-echo "archive size:    $(du -sh "$archive" | cut -f1) ($archive)"
+if [[ "${SKIP_ARCHIVE:-}" != 1 ]]; then
+    echo "archive size:    $(du -sh "$archive" | cut -f1) ($archive)"
+fi
 if [[ "${SKIP_SELF_TEST:-}" != 1 ]]; then
     echo "self-test:       $([[ $status == 0 ]] && echo passed || echo "FAILED (exit $status)")"
 fi
