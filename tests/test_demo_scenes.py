@@ -9,9 +9,12 @@ import pytest
 
 from studio.demo.analyse import analyse
 from studio.demo.scenes import (
+    ATTRIBUTES,
     HELD_OUT_PAIRS,
+    POSITIONS,
     Scene,
     caption,
+    caption_labels,
     draw,
     eval_scenes,
     parse_prompt,
@@ -56,6 +59,27 @@ def test_captions_read_like_prompts_and_parse_back(seed):
     )
     full = parse_prompt(caption(scene, complete=True))
     assert full == scene
+
+
+def test_caption_labels_name_what_the_caption_says_and_only_that():
+    rng = random.Random(7)
+    said = {"size": 0, "position": 0}
+    for _ in range(400):
+        scene = sample_scene(rng)
+        text = caption(scene, rng)
+        labels = caption_labels(scene, text)
+        for name in ("shape", "color", "background", "background2"):
+            assert ATTRIBUTES[name][labels[name]] == getattr(scene, name)
+        size_named = f" {scene.size} " in f" {text} "
+        assert (labels["size"] is not None) == size_named, text
+        where_named = any(f"the {p}" in text for p in (*POSITIONS, "middle"))
+        assert (labels["position"] is not None) == where_named, text
+        if labels["position"] is not None:
+            assert ATTRIBUTES["position"][labels["position"]] == scene.position
+        said["size"] += size_named
+        said["position"] += where_named
+    # Both kinds of caption occur: with and without size, with and without a position.
+    assert 0 < said["size"] < 400 and 0 < said["position"] < 400
 
 
 def test_held_out_pairs_never_appear_in_training_but_do_in_the_evaluation():

@@ -28,3 +28,23 @@ def test_training_writes_loadable_models_and_resumes(tmp_path):
     rows = [r for r in csv.reader((work / "loss.csv").open()) if r[0] == "upscaler"]
     steps = [int(r[1]) for r in rows]
     assert steps == [2, 3]
+
+
+def test_attribute_heads_read_the_end_of_text_tokens_and_skip_unnamed_attributes():
+    import torch.nn.functional as F
+
+    from studio.demo.networks import END_OF_TEXT, TEXT_WIDTH, AttributeHeads
+
+    torch.manual_seed(0)
+    heads = AttributeHeads()
+    ids = torch.tensor([[49406, 320, 736, END_OF_TEXT, END_OF_TEXT, END_OF_TEXT]])
+    hidden = torch.randn(1, ids.shape[1], TEXT_WIDTH)
+    labels = [{name: None for name in heads.heads} | {"shape": 2}]
+    loss = heads(hidden, ids, labels)
+    # Only the named attribute counts, read from the mean of the end-of-text tokens.
+    expected = F.cross_entropy(heads.heads["shape"](hidden[:, 3:].mean(1)), torch.tensor([2]))
+    assert torch.allclose(loss, expected)
+    # The prompt's own tokens reach the read-out only through attention, not directly.
+    changed = hidden.clone()
+    changed[:, :3] += 5.0
+    assert torch.allclose(heads(changed, ids, labels), loss)

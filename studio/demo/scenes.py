@@ -155,6 +155,31 @@ def caption(scene: Scene, rng: random.Random | None = None, *, complete: bool = 
     return re.sub(r"\ba (?=[aeiou])", "an ", text)
 
 
+# Every attribute a caption can name, with its values in a fixed order (for training labels).
+ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "shape": SHAPES,
+    "color": tuple(COLORS),
+    "background": tuple(COLORS),
+    "background2": ("",) + tuple(COLORS),  # "": a solid background
+    "size": tuple(SIZES),
+    "position": tuple(POSITIONS),
+}
+_SAYS_WHERE = re.compile(r"\b(?:in|at|on) the \w")
+
+
+def caption_labels(scene: Scene, text: str) -> dict[str, int | None]:
+    """The index in ATTRIBUTES of each attribute that `text` (a caption of `scene`) names;
+    None for size or position when the caption leaves them out."""
+    named = {
+        "size": f"{scene.size} {scene.color} {scene.shape}" in text,
+        "position": _SAYS_WHERE.search(text) is not None,
+    }
+    return {
+        name: values.index(getattr(scene, name)) if named.get(name, True) else None
+        for name, values in ATTRIBUTES.items()
+    }
+
+
 _WORDS = re.compile(r"[a-z]+")
 
 

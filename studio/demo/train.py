@@ -3,9 +3,10 @@
 Four stages, each resumable from its last checkpoint in the work folder:
 
 1. ``vae``: a small AutoencoderKL (64x64 RGB <-> 4x16x16 latents), on crops.
-2. ``unet``: a small UNet2DConditionModel and CLIP text encoder (behind the real CLIP tokenizer
-   from resources/), trained together on cached latents of the scenes, captions dropped 10 %
-   of the time so classifier-free guidance works. Zero terminal SNR and v-prediction (see
+2. ``unet``: a small CLIP text encoder (behind the real CLIP tokenizer from resources/) first
+   learns to read every scene attribute back from a caption (see AttributeHeads); then it and a
+   small UNet2DConditionModel train together on cached latents of the scenes, captions dropped
+   10 % of the time so classifier-free guidance works. Zero terminal SNR and v-prediction (see
    ZERO_SNR_V_PREDICTION). Weights are exported from an EMA copy.
 3. ``decoder``: the VAE decoder sharpened on whole images, the encoder frozen.
 4. ``upscaler``: a Real-ESRGAN "Compact" network (loaded by spandrel) for x4 super-resolution.
@@ -19,16 +20,12 @@ when there is one."""
 from __future__ import annotations
 
 import argparse
-import copy
-import csv
 import json
 import logging
-import math
 import random
 import shutil
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,15 +35,22 @@ import torch.nn.functional as F
 from PIL import Image
 
 import studio.engine  # noqa: F401  (forces Hugging Face libraries offline before they load)
-from studio.demo.scenes import caption, draw, sample_scene
+from studio.demo.networks import (
+    SIDE,
+    AttributeHeads,
+    make_text_encoder,
+    make_unet,
+    make_upscaler,
+    make_vae,
+)
+from studio.demo.scenes import caption, caption_labels, draw, sample_scene
+from studio.demo.stage import Stage, run_stage
 from studio.paths import DEMO_CHECKPOINT, DEMO_UPSCALER, MODEL_CONFIGS
 
 log = logging.getLogger("studio.demo.train")
 
-SIDE = 64  # pixels; the model's native size
-LATENT_SIDE = 16
-TEXT_WIDTH = 64
 CFG_DROP = 0.1
+AUX_WEIGHT = 0.1  # of the attribute read-out loss next to the diffusion loss (AttributeHeads)
 # SD 1.x's schedule leaves some signal at its last timestep. On 16x16 latents that is enough
 # for the model to read the layout (where the shape goes, the background) from the starting
 # noise, that is from the seed, instead of from the prompt. Rescaled to zero terminal SNR the
@@ -62,74 +66,15 @@ class Plan:
     vae_steps: int = 3000
     vae_batch: int = 32
     vae_crop: int = 32  # the autoencoder is convolutional: it learns as well from crops, faster
-    unet_steps: int = 5000
+    text_steps: int = 400  # the text encoder alone, before the UNet (see AttributeHeads)
+    text_batch: int = 64
+    unet_steps: int = 7000
     unet_batch: int = 32
     decoder_steps: int = 1500
     decoder_batch: int = 16
     upscaler_steps: int = 1500
     upscaler_batch: int = 8
     seed: int = 0
-
-
-# -- the networks --------------------------------------------------------------------------
-
-
-def make_vae():
-    from diffusers import AutoencoderKL
-
-    return AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 3,
-        up_block_types=("UpDecoderBlock2D",) * 3,
-        block_out_channels=(16, 32, 32),
-        layers_per_block=1,
-        latent_channels=4,
-        norm_num_groups=8,
-        sample_size=SIDE,
-    )
-
-
-def make_text_encoder():
-    from transformers import CLIPTextConfig, CLIPTextModel
-
-    config = CLIPTextConfig(
-        vocab_size=49408,
-        hidden_size=TEXT_WIDTH,
-        intermediate_size=TEXT_WIDTH * 4,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-        max_position_embeddings=77,
-        hidden_act="quick_gelu",  # OpenAI CLIP's activation: the folder is detected as SD 1.x
-        projection_dim=TEXT_WIDTH,
-        bos_token_id=49406,
-        eos_token_id=49407,
-        pad_token_id=49407,
-    )
-    return CLIPTextModel(config)
-
-
-def make_unet():
-    from diffusers import UNet2DConditionModel
-
-    return UNet2DConditionModel(
-        sample_size=LATENT_SIDE,
-        in_channels=4,
-        out_channels=4,
-        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "UpBlock2D"),
-        block_out_channels=(32, 64, 96),
-        layers_per_block=1,
-        cross_attention_dim=TEXT_WIDTH,
-        attention_head_dim=8,
-        norm_num_groups=16,
-    )
-
-
-def make_upscaler():
-    from spandrel.architectures.Compact import Compact
-
-    return Compact(num_in_ch=3, num_out_ch=3, num_feat=32, num_conv=8, upscale=4)
 
 
 # -- data -------------------------------------------------------------------------------------
@@ -157,101 +102,6 @@ def draw_pool(count: int, seed: int, work: Path) -> tuple[np.ndarray, list]:
     return images, scenes
 
 
-# -- checkpoints and logging ----------------------------------------------------------------
-
-
-class Stage:
-    """One resumable training stage: modules, optimiser, step counter and loss log."""
-
-    def __init__(
-        self, name: str, work: Path, modules: dict, lr: float, total: int, ema: bool = False
-    ) -> None:
-        self.name, self.work, self.modules, self.total = name, work, modules, total
-        params = [p for m in modules.values() for p in m.parameters()]
-        # Fused: the text encoder's token table alone is 3 M weights, updated every step.
-        self.optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4, fused=True)
-        self.lr = lr
-        self.step = 0
-        # An exponential moving average of the weights, exported instead of the live ones.
-        self.ema = {k: copy.deepcopy(m).eval() for k, m in modules.items()} if ema else {}
-        self.path = work / f"{name}.pt"
-        if self.path.exists():
-            state = torch.load(self.path, map_location="cpu", weights_only=True)
-            for key, module in modules.items():
-                module.load_state_dict(state["modules"][key])
-            for key, module in self.ema.items():
-                module.load_state_dict(state["ema"][key])
-            self.optimizer.load_state_dict(state["optimizer"])
-            self.step = int(state["step"])
-            log.info("Resuming %s at step %d", name, self.step)
-        self._log = (work / "loss.csv").open("a", newline="")
-        self._csv = csv.writer(self._log)
-        self._started = time.perf_counter()
-
-    @property
-    def done(self) -> bool:
-        return self.step >= self.total
-
-    def learning_rate(self) -> float:
-        warmup = min(200, self.total // 10)
-        if self.step < warmup:
-            return self.lr * (self.step + 1) / warmup
-        progress = (self.step - warmup) / max(1, self.total - warmup)
-        return self.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
-
-    def update(self, loss: torch.Tensor) -> float:
-        for group in self.optimizer.param_groups:
-            group["lr"] = self.learning_rate()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        params = [p for m in self.modules.values() for p in m.parameters()]
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        self.optimizer.step()
-        self.step += 1
-        if self.ema:
-            self._average()
-        value = float(loss.detach())
-        if self.step % 25 == 0 or self.done:
-            seconds = time.perf_counter() - self._started
-            self._csv.writerow([self.name, self.step, f"{value:.6f}", f"{seconds:.1f}"])
-            self._log.flush()
-        return value
-
-    @torch.no_grad()
-    def _average(self, decay: float = 0.999) -> None:
-        # Warmed up, so that the random initial weights fade quickly in a short run.
-        d = min(decay, (1 + self.step) / (10 + self.step))
-        for key, live in self.modules.items():
-            for avg, cur in zip(self.ema[key].parameters(), live.parameters(), strict=True):
-                avg.lerp_(cur.detach(), 1 - d)
-
-    def save(self) -> None:
-        state = {
-            "modules": {k: m.state_dict() for k, m in self.modules.items()},
-            "ema": {k: m.state_dict() for k, m in self.ema.items()},
-            "optimizer": self.optimizer.state_dict(),
-            "step": self.step,
-        }
-        temporary = self.path.with_suffix(".tmp")
-        torch.save(state, temporary)
-        temporary.replace(self.path)
-
-
-def run_stage(stage: Stage, train_step: Callable[[int], torch.Tensor], every: int = 250) -> None:
-    from tqdm import tqdm
-
-    bar = tqdm(total=stage.total, initial=stage.step, desc=stage.name, unit="step", file=sys.stderr)
-    while not stage.done:
-        # Each step's randomness comes from its number, so a resumed run continues exactly.
-        torch.manual_seed(stage.step * 7919 + len(stage.name))
-        loss = stage.update(train_step(stage.step))
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss:.4f}")
-        if stage.step % every == 0 or stage.done:
-            stage.save()
-    bar.close()
-
-
 # -- stage 1: the autoencoder ----------------------------------------------------------------
 
 
@@ -262,6 +112,7 @@ def _edge_loss(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def train_vae(plan: Plan, pool: np.ndarray, work: Path, device: torch.device):
+    torch.manual_seed(plan.seed)  # each stage seeds its own initial weights: stages can resume
     vae = make_vae().to(device)
     stage = Stage("vae", work, {"vae": vae}, lr=2e-3, total=plan.vae_steps)
 
@@ -336,14 +187,42 @@ def tokenize(tokenizer, texts: list[str]) -> torch.Tensor:
     ).input_ids
 
 
+def captions(scenes: list, rng: random.Random, count: int) -> tuple[list, list, list]:
+    """`count` random scenes' captions and their attribute labels."""
+    picks = [rng.randrange(len(scenes)) for _ in range(count)]
+    texts = [caption(scenes[i], rng) for i in picks]
+    return picks, texts, [caption_labels(scenes[i], t) for i, t in zip(picks, texts, strict=True)]
+
+
+def train_text(plan: Plan, scenes: list, text_encoder, heads, work: Path, device) -> None:
+    """Teach the text encoder the caption grammar before the UNet listens to it."""
+    from studio.engine.configs import clip_tokenizer
+
+    tokenizer = clip_tokenizer()
+    modules = {"text_encoder": text_encoder, "heads": heads}
+    stage = Stage("text", work, modules, lr=1e-3, total=plan.text_steps)
+
+    def step(index: int) -> torch.Tensor:
+        rng = random.Random(plan.seed * 5_000_011 + index)
+        _, texts, labels = captions(scenes, rng, plan.text_batch)
+        ids = tokenize(tokenizer, texts).to(device)
+        return heads(text_encoder(ids)[0], ids, labels)
+
+    text_encoder.train()
+    run_stage(stage, step)
+
+
 def train_unet(plan: Plan, latents: torch.Tensor, scenes: list, scale: float, work: Path, device):
     from diffusers import DDPMScheduler
 
     from studio.engine.configs import clip_tokenizer
 
     tokenizer = clip_tokenizer()
+    torch.manual_seed(plan.seed + 1)
     unet, text_encoder = make_unet().to(device), make_text_encoder().to(device)
-    modules = {"unet": unet, "text_encoder": text_encoder}
+    heads = AttributeHeads().to(device)
+    train_text(plan, scenes, text_encoder, heads, work, device)
+    modules = {"unet": unet, "text_encoder": text_encoder, "heads": heads}
     stage = Stage("unet", work, modules, lr=5e-4, total=plan.unet_steps, ema=True)
     noise_schedule = DDPMScheduler.from_pretrained(
         MODEL_CONFIGS / "sd1" / "scheduler", **ZERO_SNR_V_PREDICTION
@@ -351,15 +230,20 @@ def train_unet(plan: Plan, latents: torch.Tensor, scenes: list, scale: float, wo
 
     def step(index: int) -> torch.Tensor:
         rng = random.Random(plan.seed * 1_000_003 + index)
-        picks = [rng.randrange(len(scenes)) for _ in range(plan.unet_batch)]
-        texts = ["" if rng.random() < CFG_DROP else caption(scenes[i], rng) for i in picks]
+        picks, texts, labels = captions(scenes, rng, plan.unet_batch)
+        kept = [rng.random() >= CFG_DROP for _ in picks]  # the others learn the empty prompt
+        texts = [text if keep else "" for text, keep in zip(texts, kept, strict=True)]
         x0 = latents[picks].to(device) * scale
         noise = torch.randn_like(x0)
         t = torch.randint(0, noise_schedule.config.num_train_timesteps, (len(picks),))
         noisy = noise_schedule.add_noise(x0, noise, t)
-        context = text_encoder(tokenize(tokenizer, texts).to(device))[0]
+        ids = tokenize(tokenizer, texts).to(device)
+        context = text_encoder(ids)[0]
         predicted = unet(noisy, t.to(device), encoder_hidden_states=context).sample
-        return F.mse_loss(predicted, noise_schedule.get_velocity(x0, noise, t.to(device)))
+        loss = F.mse_loss(predicted, noise_schedule.get_velocity(x0, noise, t.to(device)))
+        rows = [i for i, keep in enumerate(kept) if keep]
+        aux = heads(context[rows], ids[rows], [labels[i] for i in rows])
+        return loss + AUX_WEIGHT * aux
 
     unet.train()
     text_encoder.train()
@@ -377,6 +261,7 @@ def upscaler_pair(rng: random.Random, side: int = SIDE) -> tuple[Image.Image, Im
 
 
 def train_upscaler(plan: Plan, work: Path, device):
+    torch.manual_seed(plan.seed + 2)
     model = make_upscaler().to(device)
     stage = Stage("upscaler", work, {"upscaler": model}, lr=1e-3, total=plan.upscaler_steps)
 
@@ -456,20 +341,18 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s: %(message)s")
 
     defaults = Plan()
-    plan = Plan(
-        vae_steps=max(1, round(defaults.vae_steps * args.scale)),
-        unet_steps=max(1, round(defaults.unet_steps * args.scale)),
-        decoder_steps=max(1, round(defaults.decoder_steps * args.scale)),
-        upscaler_steps=max(1, round(defaults.upscaler_steps * args.scale)),
-        pool=args.pool or defaults.pool,
-    )
+    steps = {
+        name: max(1, round(getattr(defaults, name) * args.scale))
+        for name in defaults.__dataclass_fields__
+        if name.endswith("_steps")
+    }
+    plan = Plan(**steps, pool=args.pool or defaults.pool)
     if args.device == "auto":
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     else:
         device = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    torch.manual_seed(plan.seed)
     args.work.mkdir(parents=True, exist_ok=True)
     (args.work / "plan.json").write_text(json.dumps(plan.__dict__, indent=2))
     stages = set(args.stages.split(","))
