@@ -141,7 +141,7 @@ def main() -> int:
     parser.add_argument("--prompts", type=int, default=40)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=20)
-    parser.add_argument("--cfg", type=float, default=7.0)
+    parser.add_argument("--cfg", type=float, help="default: the model's recommendation, else 7")
     parser.add_argument("--sampler", default="Euler a")
     parser.add_argument("--inpaint", type=int, default=20)
     parser.add_argument("--sr", type=int, default=20)
@@ -151,9 +151,12 @@ def main() -> int:
 
     from studio.engine.checkpoint import load_model
     from studio.engine.device import choose_device
+    from studio.engine.recommended import recommended_cfg
 
+    if args.cfg is None:
+        args.cfg = recommended_cfg(args.model)
     model = load_model(args.model, choose_device("cpu"))
-    print(f"Model: {args.model}")
+    print(f"Model: {args.model} (CFG {args.cfg:g}, {args.sampler})")
     if "txt2img" not in skip:
         text_to_image(model, args)
     if "inpaint" not in skip:

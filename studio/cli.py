@@ -41,7 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--config", type=Path, help="diffusers config folder for a non-standard model")
     gen.add_argument("--negative", default="", help="what to avoid")
     gen.add_argument("--steps", type=int, default=20)
-    gen.add_argument("--cfg", type=float, default=7.0, help="classifier-free guidance scale")
+    gen.add_argument(
+        "--cfg",
+        type=float,
+        help="classifier-free guidance scale (default: the model's recommendation, else 7)",
+    )
     gen.add_argument("--rescale", type=float, default=0.0, help="guidance rescale (0-1)")
     gen.add_argument("--pag", type=float, default=0.0, help="perturbed-attention guidance scale")
     gen.add_argument("--cfg-cutoff", type=float, default=1.0, help="fraction of steps with CFG")
@@ -206,6 +210,7 @@ def _output_path(args, default_stem: str) -> Path:
 
 def cmd_generate(args) -> int:
     """Fill a default workflow from the arguments and run it: the same path as the window."""
+    from studio.engine.recommended import recommended_cfg
     from studio.formats.images import load_image, load_mask
     from studio.graph.validate import check
     from studio.nodes.defaults import default_workflow, set_params
@@ -227,7 +232,7 @@ def cmd_generate(args) -> int:
         "sample.seed": seed,
         "sample.steps": args.steps,
         "sample.sampler": args.sampler,
-        "sample.cfg_scale": args.cfg,
+        "sample.cfg_scale": args.cfg if args.cfg is not None else recommended_cfg(model),
         "sample.guidance_rescale": args.rescale,
         "sample.pag_scale": args.pag,
         "sample.cfg_cutoff": args.cfg_cutoff,

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from studio.demo.analyse import analyse
-from studio.demo.scenes import Scene, draw, shape_box
+from studio.demo.scenes import COLORS, Scene, caption_labels, draw, shape_box
 from studio.paths import DEMO_CHECKPOINT, DEMO_UPSCALER
 
 pytestmark = pytest.mark.skipif(
@@ -33,42 +33,57 @@ def test_it_ships_small_and_is_detected_as_sd1():
     assert native_size(DEMO_CHECKPOINT) == 64
 
 
-def _matches(
-    image: Image.Image, scene: Scene, *, shape: bool = True, position: bool = True
-) -> bool:
+def _matches(image: Image.Image, scene: Scene, prompt: str) -> bool:
+    """The image shows `scene` (its position only if the prompt names one)."""
     found = analyse(image)
-    return (
-        (found.background, found.color) == (scene.background, scene.color)
-        and (not shape or found.shape == scene.shape)
-        and (not position or found.position == scene.position)
-    )
+    named = caption_labels(scene, prompt)["position"] is not None
+    return (found.background, found.color, found.shape) == (
+        scene.background,
+        scene.color,
+        scene.shape,
+    ) and (not named or found.position == scene.position)
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    """The CFG scale the model recommends (its studio.json): what the CLI and window use."""
+    from studio.engine.recommended import recommended_cfg
+
+    return recommended_cfg(DEMO_CHECKPOINT)
 
 
 @pytest.mark.parametrize(
-    ("prompt", "scene", "shape"),
+    ("prompt", "scene"),
     [
-        ("a red circle on a blue background", Scene("circle", "red", "blue"), True),
-        # Kinds other than round are not reliable yet (bench/shapes_eval.py measures them).
+        ("a red circle on a blue background", Scene("circle", "red", "blue")),
         (
             "a large pink diamond on the right on a green background",
             Scene("diamond", "pink", "green", size="large", position="right"),
-            False,
+        ),
+        (
+            "a small white triangle in the top left, black background",
+            Scene("triangle", "white", "black", size="small", position="top left"),
+        ),
+        (
+            "orange background with a purple square at the bottom",
+            Scene("square", "purple", "orange", position="bottom"),
         ),
     ],
 )
-def test_text_to_image_draws_the_prompt(shapes, prompt, scene, shape):
+def test_text_to_image_draws_the_prompt(shapes, cfg, prompt, scene):
     from studio.engine.generate import generate
     from studio.formats.parameters import GenerationParams
 
-    params = GenerationParams(prompt=prompt, steps=20, width=64, height=64, seed=7, batch_size=3)
+    params = GenerationParams(
+        prompt=prompt, steps=20, cfg_scale=cfg, width=64, height=64, seed=7, batch_size=3
+    )
     images = [r.image for r in generate(shapes, params, previews=False)]
-    # Seeds differ in the details; most of them must get the background and colour right (and
-    # the kind, for a circle). Position follows the seed, not the prompt, so it is not asked.
-    hits = sum(_matches(image, scene, shape=shape, position=False) for image in images)
+    # Seeds differ in the details; most of them must get everything the prompt names right.
+    hits = sum(_matches(image, scene, prompt) for image in images)
     assert hits >= 2, [analyse(i) for i in images]
 
 
-def test_image_to_image_at_low_strength_keeps_the_scene(shapes):
+def test_image_to_image_at_low_strength_keeps_the_scene(shapes, cfg):
     from studio.engine.generate import generate
     from studio.formats.parameters import GenerationParams
 
@@ -79,29 +94,30 @@ def test_image_to_image_at_low_strength_keeps_the_scene(shapes):
         steps=20,
         width=64,
         height=64,
+        cfg_scale=cfg,
         seed=3,
         strength=0.35,
     )
     result = generate(shapes, params, init_image=draw(scene), previews=False)[0].image
-    # Colours and place are kept; the model rounds the diamond's corners off (see the README).
-    assert _matches(result, scene, shape=False), analyse(result)
+    assert _matches(result, scene, params.prompt), analyse(result)
 
 
-def test_inpainting_repaints_the_mask_and_keeps_the_rest(shapes):
+def test_inpainting_repaints_the_mask_and_keeps_the_rest(shapes, cfg):
     from studio.engine.generate import generate
     from studio.formats.parameters import GenerationParams
 
     original = draw(Scene("circle", "red", "blue", size="large", position="left"))
-    new = Scene("square", "yellow", "blue", size="large", position="right")
+    new = Scene("triangle", "yellow", "blue", size="large", position="right")
     cx, cy, r = shape_box(new, 64)
     mask = Image.new("L", (64, 64), 0)
     ImageDraw.Draw(mask).rectangle((cx - r - 4, cy - r - 4, cx + r + 4, cy + r + 4), fill=255)
     params = GenerationParams(
         mode="inpaint",
-        prompt="a large yellow square on the right on a blue background",
+        prompt="a large yellow triangle on the right on a blue background",
         steps=20,
         width=64,
         height=64,
+        cfg_scale=cfg,
         seed=2,
         strength=1.0,
         batch_size=3,
@@ -112,8 +128,13 @@ def test_inpainting_repaints_the_mask_and_keeps_the_rest(shapes):
     for result in results:
         assert np.array_equal(np.asarray(result)[outside], np.asarray(original)[outside])
         assert not np.array_equal(np.asarray(result)[~outside], np.asarray(original)[~outside])
-    # Whether the new region follows the prompt is measured by bench/shapes_eval.py, not here
-    # (90 % of its scenes take the new colour; here the model paints orange as often as yellow).
+    # The masked region, alone on the background, follows the prompt in most seeds.
+    blue = np.broadcast_to(np.array(COLORS["blue"], np.uint8), (64, 64, 3))
+    alone = [np.where(outside[..., None], blue, np.asarray(r)) for r in results]
+    found = [analyse(image) for image in alone]
+    assert (
+        sum((f.color, f.shape, f.position) == ("yellow", "triangle", "right") for f in found) >= 2
+    ), found
 
 
 def test_the_upscaler_beats_bicubic_on_an_unseen_scene():
@@ -148,6 +169,7 @@ def test_the_readme_command_generates_with_the_bundled_model(tmp_path, capsys):
     assert image.size == (64, 64)
     meta = read_metadata(out)
     assert meta is not None and "studio-shapes" in meta.params.model
+    assert meta.params.cfg_scale == 3.0  # the model's recommendation, with no --cfg given
 
 
 def test_upscale_without_a_model_uses_the_bundled_x4(tmp_path):

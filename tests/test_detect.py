@@ -142,3 +142,21 @@ def test_not_a_model_suffix(tmp_path):
     text.write_text("hello")
     with pytest.raises(ModelError, match="not a model file"):
         detect(text)
+
+
+def test_a_model_folder_may_recommend_a_cfg_scale(tmp_path):
+    import json
+
+    from studio.engine.recommended import recommended, recommended_cfg
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    assert recommended(folder) == {} and recommended_cfg(folder) == 7.0
+    assert recommended_cfg(tmp_path / "model.safetensors") == 7.0  # a single file: nothing
+    (folder / "studio.json").write_text(json.dumps({"recommended": {"cfg_scale": 3}}))
+    assert recommended(folder) == {"cfg_scale": 3.0}
+    for bad in ({"cfg_scale": "3"}, {"cfg_scale": 99.0}, {"cfg_scale": True}, ["x"]):
+        (folder / "studio.json").write_text(json.dumps({"recommended": bad}))
+        assert recommended_cfg(folder) == 7.0, bad
+    (folder / "studio.json").write_text("{not json")
+    assert recommended_cfg(folder) == 7.0

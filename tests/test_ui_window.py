@@ -305,6 +305,21 @@ def test_choosing_a_model_sets_its_native_size_unless_set_by_hand(qtbot, window,
     assert window.document.param_value("latent", "width") == 128
 
 
+def test_a_model_brings_its_recommended_cfg_and_a_hand_set_one_stays(qtbot, window, tiny_sd1):
+    from studio.paths import DEMO_CHECKPOINT
+
+    # The window opened on the bundled model, which recommends CFG 3 (its studio.json).
+    assert window.document.param_value("sample", "cfg_scale") == 3.0
+    field = window.panel.field("model", "path")
+    field.edited.emit(str(tiny_sd1.config_folder))  # recommends nothing: the usual 7 again
+    assert window.document.param_value("sample", "cfg_scale") == 7.0
+    field.edited.emit(str(DEMO_CHECKPOINT))
+    assert window.document.param_value("sample", "cfg_scale") == 3.0
+    set_field(window, "sample", "cfg_scale", 5.0)
+    field.edited.emit(str(tiny_sd1.single_file))
+    assert window.document.param_value("sample", "cfg_scale") == 5.0
+
+
 def test_upscale_replaces_the_picture_with_a_bigger_one(qtbot, window):
     original = Image.new("RGB", (40, 30), (250, 120, 10))
     window.canvas.open_image(original, "orange.png")

@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from studio.engine.recommended import DEFAULT_CFG, recommended
 from studio.engine.sizes import config_native_size, native_size
 from studio.graph.document import Graph
 from studio.nodes.defaults import default_workflow
@@ -55,6 +56,7 @@ class MainWindow(QMainWindow):
         self._closing = False
         self._loading = False
         self._needs_native_size = False
+        self._recommended_cfg: float | None = None  # the model's CFG last put in the workflow
         self.collector = GuiThreadCollector(self)
         self.background = Background(self)
         self.models = ModelList(self.background, self)
@@ -137,6 +139,7 @@ class MainWindow(QMainWindow):
         self.panel.generateRequested.connect(session.generate)
         self.panel.cancelRequested.connect(session.cancel)
         self.panel.modelChosen.connect(self.apply_native_size)
+        self.panel.modelChosen.connect(self.apply_recommended)
         self.progress.cancelRequested.connect(session.cancel)
         self.gallery.openRequested.connect(session.open_path)
         self.gallery.restoreRequested.connect(session.restore_parameters)
@@ -177,7 +180,8 @@ class MainWindow(QMainWindow):
         """Mode `mode`'s default workflow, with what the user set in `previous` carried over.
 
         A workflow that makes a new image starts at the model's native size, unless the
-        previous one made new images too (then its size carries over).
+        previous one made new images too (then its size carries over). With no previous one,
+        it starts at the CFG scale the model recommends, if it recommends one.
         """
         graph = default_workflow(mode)
         if previous is not None:
@@ -192,6 +196,11 @@ class MainWindow(QMainWindow):
         for node in graph.find("LoadCheckpoint"):
             if not node.params.get("path"):
                 node.params["path"] = self.models.default_path(self.settings.default_model)
+        if previous is None and graph.find("LoadCheckpoint"):
+            path = graph.find("LoadCheckpoint")[0].params["path"]
+            self._recommended_cfg = recommended(path).get("cfg_scale")
+            for sample in graph.find("Sample"):
+                sample.params["cfg_scale"] = self._recommended_cfg or DEFAULT_CFG
         self._needs_native_size = bool(graph.find("EmptyLatent")) and not (
             previous is not None and previous.find("EmptyLatent")
         )
@@ -260,6 +269,18 @@ class MainWindow(QMainWindow):
             done(config_native_size(path))
         else:
             self.background.run(lambda: native_size(path), done)
+
+    def apply_recommended(self, path: str) -> None:
+        """Set the CFG scale the newly chosen model recommends. A model that recommends none
+        gets the usual default back, unless the user changed the last model's value."""
+        cfg = recommended(path).get("cfg_scale")
+        for sample in self.document.graph.find("Sample"):
+            if cfg is not None:
+                self.document.set_param(sample.id, "cfg_scale", cfg)
+            elif self._recommended_cfg is not None:
+                if self.document.param_value(sample.id, "cfg_scale") == self._recommended_cfg:
+                    self.document.set_param(sample.id, "cfg_scale", DEFAULT_CFG)
+        self._recommended_cfg = cfg
 
     def show_message(self, text: str, error: bool = True) -> None:
         """Tell the user something without a modal dialog: a banner and the status bar."""
