@@ -342,3 +342,16 @@ def test_canvas_imports_no_torch():
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "False"
+
+
+def test_opening_another_picture_discards_the_staged_results(opened, qtbot):
+    opened.stage([photo(3), photo(4)], rect=(10, 10, 50, 40))
+    assert opened.staged_count() == 2
+    with qtbot.waitSignal(opened.stagingChanged):
+        opened.open_image(photo(5, size=(120, 90)), "Other")
+    assert opened.staged_count() == 0 and not opened.staging_bar.isVisible()
+    assert opened.image_size() == (120, 90)
+    opened.accept_staged()  # nothing staged: nothing happens
+    assert opened.layers() == [("Other", True)]
+    opened.undo_stack.undo()
+    assert opened.image_size() == (WIDTH, HEIGHT) and opened.staged_count() == 0

@@ -229,3 +229,25 @@ def test_garbage_is_collected_on_the_gui_thread_while_the_window_is_open(qtbot, 
     assert gc.get_count()[0] < before
     win.close()
     assert gc.isenabled()
+
+
+def test_emitting_a_signal_keeps_every_reference_it_borrows():
+    # PySide6 6.12.0 dropped a reference to True on each emit(); on Python 3.11 the window then
+    # died ("bool_dealloc") after some thousand previews and progress signals. pyproject.toml
+    # leaves that version out; this catches it, or a release like it, coming back.
+    import sys
+
+    from PySide6.QtCore import QObject, Signal
+
+    class Source(QObject):
+        plain = Signal()
+        text = Signal(str)
+
+    source = Source()
+    source.text.connect(lambda value: None)
+    before = sys.getrefcount(True), sys.getrefcount(None)
+    for _ in range(200):
+        source.plain.emit()
+        source.text.emit("x")
+    after = sys.getrefcount(True), sys.getrefcount(None)
+    assert after[0] >= before[0] - 10 and after[1] >= before[1] - 10, (before, after)

@@ -31,6 +31,7 @@ class Session:
         # the whole image).
         self.result_rect: tuple[int, int, int, int] | None = None
         self._fit_preview = False
+        self._staged_saved = True  # whether every staged result was saved to the gallery
 
     # -- running ---------------------------------------------------------------------------
 
@@ -121,13 +122,15 @@ class Session:
         if images and self._is_enlargement(images[0]):
             # An upscale replaces the picture with a bigger one (undoable) rather than staging
             # a result that would be squeezed back into the old picture's size.
+            dropped = self._dropped_results_note()
             window.canvas.open_image(images[0], "Upscaled")
             window.tabs.setCurrentWidget(window.canvas)
             width, height = images[0].size
             window.statusBar().showMessage(
-                f"Upscaled to {width}x{height} (Undo brings the original back).", 10000
+                f"Upscaled to {width}x{height} (Undo brings the original back).{dropped}", 10000
             )
         elif images:
+            self._staged_saved = all(path is not None for _image, _params, path in results)
             window.canvas.stage(images, self.result_rect)
             window.tabs.setCurrentWidget(window.canvas)
             window.statusBar().showMessage(
@@ -159,9 +162,18 @@ class Session:
         except StudioError as error:
             self.window.show_message(str(error))
             return
+        dropped = self._dropped_results_note()
         self.window.canvas.open_image(image, Path(path).name)
         self.window.tabs.setCurrentWidget(self.window.canvas)
-        self.window.statusBar().showMessage(f"Opened {Path(path).name}", 4000)
+        self.window.statusBar().showMessage(f"Opened {Path(path).name}.{dropped}", 8000)
+
+    def _dropped_results_note(self) -> str:
+        """What replacing the picture does to staged results (it discards them), for the user."""
+        count = self.window.canvas.staged_count()
+        if not count:
+            return ""
+        kept = "; the gallery keeps them" if self._staged_saved else " (the workflow saved none)"
+        return f" {count} staged result(s) discarded{kept}."
 
     def open_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(

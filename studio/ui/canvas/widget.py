@@ -109,7 +109,10 @@ class Canvas(QWidget):
     # -- image ----------------------------------------------------------------------------
 
     def open_image(self, image: Image.Image, name: str = "") -> None:
-        """Replace the picture with `image` (one undo step), clear the mask and fit the view."""
+        """Replace the picture with `image` (one undo step), clear the mask and fit the view.
+
+        Staged results belonged to the old picture (and to its size): they are discarded.
+        """
         self._open_qimage(qimage_from_pil(image), name)
 
     def _open_qimage(self, image: QImage, name: str) -> None:
@@ -123,6 +126,7 @@ class Canvas(QWidget):
         size = QSize(image.size())
         layer = Layer(name or "Image", image, QRect(0, 0, size.width(), size.height()))
         after = PictureState(size, (layer,), None)
+        self.discard_staged()
         self.undo_stack.push(
             ChangePicture(self._picture, self._picture.state(), after, "Open image")
         )
