@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from studio.formats.parameters import GenerationParams
+
 SETTINGS_FILE = "studio.json"
-DEFAULT_CFG = 7.0  # the Sample node's default, for models that recommend nothing
+DEFAULT_CFG = GenerationParams.cfg_scale  # also the Sample node's: for models that recommend none
 # What a model may recommend, with the range a recommendation must fall in.
 _RANGES = {"cfg_scale": (0.0, 30.0)}
 

@@ -196,11 +196,13 @@ class MainWindow(QMainWindow):
         for node in graph.find("LoadCheckpoint"):
             if not node.params.get("path"):
                 node.params["path"] = self.models.default_path(self.settings.default_model)
-        if previous is None and graph.find("LoadCheckpoint"):
-            path = graph.find("LoadCheckpoint")[0].params["path"]
-            self._recommended_cfg = recommended(path).get("cfg_scale")
+        models = graph.find("LoadCheckpoint")
+        if previous is None and models:
+            self._recommended_cfg = recommended(models[0].params["path"]).get("cfg_scale")
             for sample in graph.find("Sample"):
-                sample.params["cfg_scale"] = self._recommended_cfg or DEFAULT_CFG
+                sample.params["cfg_scale"] = (
+                    DEFAULT_CFG if self._recommended_cfg is None else self._recommended_cfg
+                )
         self._needs_native_size = bool(graph.find("EmptyLatent")) and not (
             previous is not None and previous.find("EmptyLatent")
         )

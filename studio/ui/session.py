@@ -172,7 +172,11 @@ class Session:
         count = self.window.canvas.staged_count()
         if not count:
             return ""
-        kept = "; the gallery keeps them" if self._staged_saved else " (the workflow saved none)"
+        kept = (
+            "; the gallery keeps them"
+            if self._staged_saved
+            else "; the workflow did not save them all"
+        )
         return f" {count} staged result(s) discarded{kept}."
 
     def open_dialog(self) -> None:

@@ -138,7 +138,15 @@ def latent_upscale(ctx: RunContext, inputs, params):
             Param("seed", SEED, 0, hints={"randomize": True}),
             Param("steps", INT, 20, minimum=1, maximum=1000),
             Param("sampler", ENUM, "Euler a", choices=SAMPLERS),
-            Param("cfg_scale", FLOAT, 7.0, minimum=0, maximum=100, step=0.5, label="CFG scale"),
+            Param(
+                "cfg_scale",
+                FLOAT,
+                GenerationParams.cfg_scale,
+                minimum=0,
+                maximum=100,
+                step=0.5,
+                label="CFG scale",
+            ),
             Param(
                 "guidance_rescale",
                 FLOAT,
