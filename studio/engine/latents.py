@@ -18,6 +18,9 @@ class Conditioning:
     text: str
     embeds: torch.Tensor
     pooled: torch.Tensor | None = None  # SDXL's pooled text embedding
+    # LoRAs the prompt asked for with <lora:name:strength> (studio.engine.addons.LoraUse):
+    # the sampler applies them to the UNet as the encoder applied them to the text.
+    loras: tuple = ()
 
     @property
     def nbytes(self) -> int:
@@ -62,21 +65,69 @@ class Latent:
         return sum(t.numel() * t.element_size() for t in self.samples)
 
 
-def encode_prompt(model: LoadedModel, text: str) -> Conditioning:
-    """Run the text encoder(s) once; the result is reused for every seed and step."""
+def encode_prompt(model: LoadedModel, text: str, embeddings=None) -> Conditioning:
+    """Run the text encoder(s) once; the result is reused for every seed and step.
+
+    A1111's syntax is understood (weights, BREAK, `<lora:...>` tags are taken out), prompts
+    of any length are encoded in 77-token chunks, and `embeddings` ({name: Embedding}) are
+    used where the prompt names them. A prompt without any of that (and without clip skip)
+    goes through diffusers' own encoding exactly as before, so its pixels do not change.
+    """
+    from studio.engine.addons import addons_of, applied
+    from studio.engine.prompts import CHUNK, encode_chunked, mentioned_embeddings, token_count
+    from studio.formats.prompt_syntax import parse_prompt
+
     pipe = model.base
     device = model.choice.device
-    with torch.no_grad():
-        if model.info.family == "sdxl":
-            embeds, _, pooled, _ = pipe.encode_prompt(
-                prompt=text,
-                device=device,
-                num_images_per_prompt=1,
-                do_classifier_free_guidance=False,
-            )
-            return Conditioning(text, embeds, pooled)
-        embeds, _ = pipe.encode_prompt(text, device, 1, False)
-        return Conditioning(text, embeds)
+    parsed = parse_prompt(text)
+    clip_skip = addons_of(model).clip_skip
+    used = mentioned_embeddings(text, embeddings or {})
+    plain = parsed.plain_text
+    tokenizer = pipe.tokenizer if pipe.tokenizer is not None else pipe.tokenizer_2
+    with applied(model), torch.no_grad():
+        if plain is not None and not used and clip_skip <= 1:
+            if token_count(tokenizer, plain) <= CHUNK:
+                if model.info.family == "sdxl":
+                    embeds, _, pooled, _ = pipe.encode_prompt(
+                        prompt=plain,
+                        device=device,
+                        num_images_per_prompt=1,
+                        do_classifier_free_guidance=False,
+                    )
+                    return Conditioning(text, embeds, pooled)
+                embeds, _ = pipe.encode_prompt(plain, device, 1, False)
+                return Conditioning(text, embeds)
+        vectors = _embedding_vectors(model, used, embeddings or {})
+        embeds, pooled = encode_chunked(
+            pipe, model.info.family, parsed, device, clip_skip=clip_skip, embeddings=vectors
+        )
+        return Conditioning(text, embeds, pooled)
+
+
+def _embedding_vectors(model, names, embeddings) -> dict:
+    pipe = model.base
+    widths = [
+        e.config.hidden_size
+        for e in (pipe.text_encoder, getattr(pipe, "text_encoder_2", None))
+        if e is not None
+    ]
+    return {name: embeddings[name].for_model(widths, model.info.label) for name in names}
+
+
+def same_length(
+    model: LoadedModel, positive: Conditioning, negative: Conditioning
+) -> tuple[Conditioning, Conditioning]:
+    """Pad the shorter of two chunked prompts with empty-prompt chunks, as CFG needs."""
+    if positive.embeds.shape[1] == negative.embeds.shape[1]:
+        return positive, negative
+    from studio.engine.prompts import pad_to_same_length
+
+    empty = encode_prompt(model, "").embeds
+    a, b = pad_to_same_length(positive.embeds, negative.embeds, empty)
+    return (
+        Conditioning(positive.text, a, positive.pooled),
+        Conditioning(negative.text, b, negative.pooled),
+    )
 
 
 def _needs_fp32(vae) -> bool:
@@ -85,6 +136,13 @@ def _needs_fp32(vae) -> bool:
 
 def encode_image(model: LoadedModel, image: Image.Image) -> Latent:
     """VAE-encode an RGB image (deterministically: the distribution's mode)."""
+    from studio.engine.addons import applied
+
+    with applied(model):
+        return _encode_image(model, image)
+
+
+def _encode_image(model: LoadedModel, image: Image.Image) -> Latent:
     pipe = model.base
     vae = pipe.vae
     if _needs_fp32(vae):
@@ -122,7 +180,10 @@ def decode_latents(pipe, latents: torch.Tensor) -> list[Image.Image]:
 
 
 def decode(model: LoadedModel, latent: Latent) -> list[Image.Image]:
-    return [decode_latents(model.base, samples)[0] for samples in latent.samples]
+    from studio.engine.addons import applied
+
+    with applied(model):
+        return [decode_latents(model.base, samples)[0] for samples in latent.samples]
 
 
 def _latent_stats(config, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:

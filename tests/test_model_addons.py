@@ -1,0 +1,220 @@
+"""LoRAs, embeddings, VAE, clip skip and A1111 prompt syntax, through the graph executor."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from studio.engine.checkpoint import ModelCache
+from studio.engine.progress import CancelToken
+from studio.nodes.context import RunContext
+from studio.nodes.defaults import default_workflow, set_params
+from studio.nodes.model_addons import LoraChoice, add_model_addons, parse_lora_flag
+from studio.runtime.executor import Executor, NodeFailed
+from tests.tiny_addons import (
+    write_code_pickle,
+    write_embedding,
+    write_lora,
+    write_vae,
+)
+from tests.tiny_models import CLIP_L_WIDTH, OPEN_CLIP_G_WIDTH, build_tiny_pipeline
+
+LONG = ", ".join(["a small red circle in the top left on a blue background"] * 9)
+
+
+@pytest.fixture(scope="module")
+def models():
+    return ModelCache()
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    """A user's A1111 install: LoRAs, embeddings and a VAE in their usual subfolders."""
+    root = tmp_path_factory.mktemp("webui")
+    pipe = build_tiny_pipeline("sd1")
+    write_lora(pipe, root / "models" / "Lora" / "kohya_style.safetensors", "kohya")
+    write_lora(pipe, root / "models" / "Lora" / "sub" / "peft_style.safetensors", "diffusers")
+    write_embedding(root / "embeddings" / "shinyword.pt", {"any": CLIP_L_WIDTH})
+    write_vae("sd1", root / "models" / "VAE" / "other.vae.safetensors")
+    return root
+
+
+def run(graph, tiny, cpu, models, tmp_path, folder=None, executor=None):
+    from studio.graph.serialize import to_dict
+
+    ctx = RunContext(
+        models=models,
+        device=cpu,
+        cancel=CancelToken(),
+        output_dir=tmp_path,
+        model_folders=[folder] if folder else [],
+        workflow=to_dict(graph),
+    )
+    (executor or Executor()).run(graph, ctx, lambda event: None, "job")
+    return np.asarray(ctx.results[0][0])
+
+
+def graph_for(tiny, prompt="a red circle", **values):
+    base = {
+        "model.path": str(tiny.single_file),
+        "model.config": str(tiny.config_folder),
+        "positive.text": prompt,
+        "negative.text": "blurry",
+        "sample.steps": 2,
+        "sample.seed": 5,
+        "latent.width": 64,
+        "latent.height": 64,
+    }
+    return set_params(default_workflow("txt2img"), {**base, **values})
+
+
+def pixels(tiny, cpu, models, tmp_path, prompt="a red circle", folder=None, **addons):
+    graph = add_model_addons(graph_for(tiny, prompt), **addons)
+    return run(graph, tiny, cpu, models, tmp_path, folder)
+
+
+# --------------------------------------------------------------------------- prompts
+
+
+def test_a_prompt_without_syntax_encodes_exactly_as_diffusers_does(sd1_model):
+    from studio.engine.latents import encode_prompt
+    from studio.engine.prompts import encode_chunked
+    from studio.formats.prompt_syntax import parse_prompt
+
+    text = "a red circle on a blue background"
+    ours = encode_prompt(sd1_model, text).embeds
+    theirs, _ = sd1_model.base.encode_prompt(text, sd1_model.choice.device, 1, False)
+    assert torch.equal(ours, theirs)
+    # The chunked path (long and weighted prompts) computes the same for the same tokens.
+    chunked, _ = encode_chunked(sd1_model.base, "sd1", parse_prompt(text), "cpu")
+    assert torch.equal(chunked, theirs)
+
+
+def test_weights_and_long_prompts_reach_the_image(tiny_sd1, cpu, models, tmp_path):
+    plain = pixels(tiny_sd1, cpu, models, tmp_path, "cat")
+    assert np.array_equal(pixels(tiny_sd1, cpu, models, tmp_path, "(cat:1.0)"), plain)
+    assert not np.array_equal(pixels(tiny_sd1, cpu, models, tmp_path, "(cat:1.5)"), plain)
+    # Past 75 tokens: the words at the end of a 150-token prompt change the picture.
+    a = pixels(tiny_sd1, cpu, models, tmp_path, LONG + ", green")
+    b = pixels(tiny_sd1, cpu, models, tmp_path, LONG + ", purple")
+    assert not np.array_equal(a, b)
+
+
+def test_sdxl_long_weighted_prompt_pads_the_negative(tiny_sdxl, cpu, models, tmp_path):
+    from studio.engine.latents import encode_prompt
+
+    image = pixels(tiny_sdxl, cpu, models, tmp_path, "(red:1.3) BREAK " + LONG)
+    assert image.shape == (64, 64, 3)
+    model = models.get(tiny_sdxl.single_file, cpu, config=tiny_sdxl.config_folder)
+    conditioning = encode_prompt(model, "(red:1.3) BREAK " + LONG)
+    assert conditioning.embeds.shape[1] == 77 * 3 and conditioning.pooled is not None
+
+
+# --------------------------------------------------------------------------- LoRA
+
+
+@pytest.mark.parametrize("name", ["kohya_style.safetensors", "sub/peft_style.safetensors"])
+def test_lora_changes_pixels_and_leaves_the_cached_model_as_it_was(
+    name, tiny_sd1, cpu, models, folder, tmp_path
+):
+    path = str(folder / "models" / "Lora" / name)
+    before = pixels(tiny_sd1, cpu, models, tmp_path)
+    loads = models.loads
+    off = pixels(tiny_sd1, cpu, models, tmp_path, loras=[LoraChoice(path, 0.0)])
+    assert np.array_equal(off, before)
+    on = pixels(tiny_sd1, cpu, models, tmp_path, loras=[LoraChoice(path, 1.0)])
+    assert not np.array_equal(on, before)
+    unet_only = pixels(tiny_sd1, cpu, models, tmp_path, loras=[LoraChoice(path, 1.0, 0.0)])
+    assert not np.array_equal(unet_only, on) and not np.array_equal(unet_only, before)
+    # The next job without the LoRA (a fresh executor: nothing from its cache) is the same
+    # image as before any LoRA, and the checkpoint was never read again.
+    assert np.array_equal(pixels(tiny_sd1, cpu, models, tmp_path), before)
+    assert models.loads == loads
+
+
+def test_lora_by_name_and_in_the_prompt(tiny_sd1, cpu, models, folder, tmp_path):
+    by_node = pixels(
+        tiny_sd1, cpu, models, tmp_path, folder=folder, loras=[LoraChoice("kohya_style", 0.8)]
+    )
+    by_tag = pixels(
+        tiny_sd1, cpu, models, tmp_path, "a red circle <lora:kohya_style:0.8>", folder=folder
+    )
+    assert np.array_equal(by_node, by_tag)
+    with pytest.raises(NodeFailed, match='LoRA "nowhere"'):
+        pixels(tiny_sd1, cpu, models, tmp_path, "<lora:nowhere:1> x", folder=folder)
+
+
+def test_a_file_that_is_not_a_lora_is_one_sentence(tiny_sd1, cpu, models, tmp_path):
+    from safetensors.torch import save_file
+
+    bogus = tmp_path / "notalora.safetensors"
+    save_file({"weight": torch.zeros(2)}, str(bogus))
+    with pytest.raises(NodeFailed, match="notalora.safetensors is not a LoRA"):
+        pixels(tiny_sd1, cpu, models, tmp_path, loras=[LoraChoice(str(bogus))])
+
+
+def test_lora_flag_parsing():
+    assert parse_lora_flag("a.safetensors") == LoraChoice("a.safetensors", 1.0)
+    assert parse_lora_flag("a.safetensors:0.6") == LoraChoice("a.safetensors", 0.6)
+    assert parse_lora_flag("C:\\l\\a.safetensors:0.6:0.2") == LoraChoice(
+        "C:\\l\\a.safetensors", 0.6, 0.2
+    )
+
+
+# --------------------------------------------------------------------------- embeddings
+
+
+def test_embedding_by_name_changes_pixels(tiny_sd1, cpu, models, folder, tmp_path):
+    plain = pixels(tiny_sd1, cpu, models, tmp_path, "a shinyword circle")
+    used = pixels(tiny_sd1, cpu, models, tmp_path, "a shinyword circle", folder=folder)
+    assert not np.array_equal(plain, used)
+
+
+def test_a_pickle_that_runs_code_never_runs(tiny_sd1, cpu, models, tmp_path):
+    root = tmp_path / "comfy"
+    (root / "models" / "embeddings").mkdir(parents=True)
+    marker = tmp_path / "ran.txt"
+    write_code_pickle(root / "models" / "embeddings" / "evil.pt", marker)
+    with pytest.raises(NodeFailed, match="evil.pt was refused"):
+        pixels(tiny_sd1, cpu, models, tmp_path, "an evil circle", folder=root)
+    assert not marker.exists()
+
+
+def test_sdxl_two_encoder_embedding(tiny_sdxl, cpu, models, tmp_path):
+    from studio.engine.embeddings import load_embedding
+    from studio.engine.latents import encode_prompt
+
+    path = write_embedding(
+        tmp_path / "xlword.safetensors", {"clip_l": CLIP_L_WIDTH, "clip_g": OPEN_CLIP_G_WIDTH}
+    )
+    model = models.get(tiny_sdxl.single_file, cpu, config=tiny_sdxl.config_folder)
+    with_it = encode_prompt(model, "an xlword", {"xlword": load_embedding(path)})
+    without = encode_prompt(model, "an xlword")
+    assert with_it.embeds.shape == without.embeds.shape
+    assert not torch.equal(with_it.embeds, without.embeds)
+    assert not torch.equal(with_it.pooled, without.pooled)
+
+
+# --------------------------------------------------------------------------- VAE, clip skip
+
+
+def test_vae_and_clip_skip_change_pixels_for_that_job_only(
+    tiny_sd1, cpu, models, folder, tmp_path
+):
+    before = pixels(tiny_sd1, cpu, models, tmp_path)
+    vae = pixels(tiny_sd1, cpu, models, tmp_path, folder=folder, vae="other.vae")
+    skip = pixels(tiny_sd1, cpu, models, tmp_path, clip_skip=2)
+    assert not np.array_equal(vae, before) and not np.array_equal(skip, before)
+    assert np.array_equal(pixels(tiny_sd1, cpu, models, tmp_path), before)
+
+
+def test_a_vae_that_does_not_fit_is_one_sentence(tiny_sd1, cpu, models, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    path = write_vae("sd1", tmp_path / "wide.vae.safetensors")
+    state = load_file(str(path))
+    state["encoder.conv_in.weight"] = torch.zeros(7, 3, 3, 3)  # another family's width
+    save_file(state, str(path))
+    with pytest.raises(NodeFailed, match="wide.vae.safetensors does not fit"):
+        pixels(tiny_sd1, cpu, models, tmp_path, vae=str(path))
