@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gen.add_argument("--color-match", action="store_true", help="match colours of the new region")
     _device_args(gen)
+    _server_args(gen)
     gen.add_argument("-o", "--output", type=Path, help="output PNG (never overwritten)")
 
     up = sub.add_parser("upscale", help="super-resolution")
@@ -94,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--image", type=Path, help="the canvas image the workflow uses")
     run.add_argument("--mask", type=Path, help="the canvas mask the workflow uses")
     _device_args(run)
+    _server_args(run)
 
     models = sub.add_parser("models", help="list checkpoints and upscale models")
     models.add_argument("folders", nargs="*", type=Path)
@@ -117,6 +119,21 @@ def build_parser() -> argparse.ArgumentParser:
 def _device_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="auto, cuda, mps or cpu")
     parser.add_argument("--precision", default=None, help="fp16, bf16 or fp32")
+
+
+def _server_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--server",
+        action="append",
+        metavar="URL",
+        help="run on this ComfyUI server (repeat for several); default: Settings' choice",
+    )
+    parser.add_argument(
+        "--token",
+        action="append",
+        help="bearer token for the server(s): one for all, or one per --server "
+        "(or set STUDIO_COMFYUI_TOKEN)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -297,12 +314,13 @@ def _use_native_size(graph, args) -> None:
 
 def _run_graph(graph, inputs: dict, args) -> int:
     from studio.nodes.registry import specs
-    from studio.runtime.events import JobCancelled, JobFailed, JobFinished, Progress
+    from studio.runtime.events import JobCancelled, JobFailed, JobFinished, Notice, Progress
     from studio.runtime.worker import Runtime
     from studio.settings import Settings
 
     settings = Settings.load()
     runtime = Runtime(
+        _executor(args, settings),
         device=args.device or settings.device,
         precision=args.precision or settings.precision or None,
         output_dir=settings.output_path,
@@ -329,6 +347,8 @@ def _run_graph(graph, inputs: dict, args) -> int:
                 raise _JobError(event.message)
             elif isinstance(event, JobCancelled):
                 raise _JobError("Cancelled.")
+            elif isinstance(event, Notice):
+                print(f"note: {event.message}", file=sys.stderr)
     finally:
         for bar in bars.values():
             bar.close()
@@ -338,6 +358,18 @@ def _run_graph(graph, inputs: dict, args) -> int:
 
 class _JobError(StudioError):
     pass
+
+
+def _executor(args, settings):
+    """The remote executor for --server (or Settings' servers); None runs on this computer."""
+    from studio.runtime.remote.backend import make_executor, servers_from, servers_in_settings
+
+    urls = getattr(args, "server", None)
+    if urls:
+        return make_executor(servers_from(urls, getattr(args, "token", None) or ()))
+    if getattr(args, "token", None):
+        raise ParameterError("--token needs --server: the ComfyUI server it is for.")
+    return make_executor(servers_in_settings(settings))
 
 
 def cmd_run(args) -> int:

@@ -37,6 +37,10 @@ class Settings:
     precision: str = ""  # "" = the device's default
     preview: str = "latent"  # "latent" (linear map) or "none"
     theme: str = "dark"
+    # Where jobs run: "local" (this computer) or "comfyui" (the servers below, see README).
+    backend: str = "local"
+    servers: list[str] = field(default_factory=list)  # ComfyUI server URLs
+    server_tokens: dict[str, str] = field(default_factory=dict)  # URL -> bearer token
 
     @property
     def output_path(self) -> Path:

@@ -26,14 +26,42 @@ def _refuse(*args, **kwargs):
     raise NetworkBlocked(f"a test tried to reach the network: {args!r}")
 
 
+# Tests may talk to servers they start themselves on the loopback address (the fake ComfyUI
+# server); a name ("localhost") or any other address is refused, so nothing is ever resolved.
+LOOPBACK = ("127.0.0.1", "::1")
+
+
+def _loopback_only(original, host_of):
+    def guarded(*args, **kwargs):
+        if host_of(args, kwargs) not in LOOPBACK:
+            _refuse(*args, **kwargs)
+        return original(*args, **kwargs)
+
+    return guarded
+
+
+def _host_of_address(args, kwargs):
+    # socket.connect(self, address) / create_connection(address, ...): address = (host, port...)
+    address = args[1] if len(args) > 1 and isinstance(args[0], socket.socket) else args[0]
+    return address[0] if isinstance(address, tuple) and address else None
+
+
 @pytest.fixture(scope="session", autouse=True)
 def no_network():
-    """The whole session (model building and loading included) runs with connections refused."""
+    """The whole session (model building and loading included) runs with connections refused,
+    except to 127.0.0.1 and ::1."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(socket.socket, "connect", _refuse)
-        patch.setattr(socket.socket, "connect_ex", _refuse)
-        patch.setattr(socket, "create_connection", _refuse)
-        patch.setattr(socket, "getaddrinfo", _refuse)
+        for owner, name in (
+            (socket.socket, "connect"),
+            (socket.socket, "connect_ex"),
+            (socket, "create_connection"),
+        ):
+            patch.setattr(owner, name, _loopback_only(getattr(owner, name), _host_of_address))
+        patch.setattr(
+            socket,
+            "getaddrinfo",
+            _loopback_only(socket.getaddrinfo, lambda a, k: a[0] if a else k.get("host")),
+        )
         yield
 
 

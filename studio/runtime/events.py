@@ -85,6 +85,14 @@ class JobCancelled:
     job_id: str
 
 
+@dataclass(frozen=True)
+class Notice:
+    """Something the user should know that does not stop the job (a server dropped out...)."""
+
+    job_id: str
+    message: str  # one sentence
+
+
 Event = (
     JobQueued
     | JobStarted
@@ -96,6 +104,7 @@ Event = (
     | JobFinished
     | JobFailed
     | JobCancelled
+    | Notice
 )
 
 # After one of these a job sends nothing more.
