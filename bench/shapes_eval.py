@@ -1,7 +1,7 @@
 """How well the bundled default model draws what it is asked: `python bench/shapes_eval.py`.
 
 Generates a fixed set of prompts (every held-out colour/shape pair included) over several
-seeds through the engine, reads each image back with the deterministic analyser, and prints
+seeds through the default workflows (the path the window and CLI take), reads each image back with the deterministic analyser, and prints
 accuracy per attribute. Then inpainting (does the masked region follow the new prompt? PSNR
 outside the mask) and the x4 upscaler (PSNR against bicubic on held-out scenes).
 Targets: colours >= 90 %, shape kind and position >= 80 %, inpainting outside-mask PSNR
@@ -45,21 +45,21 @@ def percent(hits: list[bool]) -> str:
     return f"{100 * sum(hits) / max(1, len(hits)):5.1f} %  ({sum(hits)}/{len(hits)})"
 
 
-def text_to_image(model, args) -> None:
-    from studio.engine.generate import generate
-    from studio.formats.parameters import GenerationParams
+def text_to_image(runtime, args) -> None:
+    from studio.runtime.one_call import run_workflow
 
     scores: dict[str, list[bool]] = {k: [] for k in ("background", "color", "shape", "position")}
     held: dict[str, list[bool]] = {"color": [], "shape": []}
     started = time.perf_counter()
     for scene in eval_scenes(count=args.prompts):
         prompt = caption(scene, complete=True)
-        params = GenerationParams(
-            prompt=prompt, steps=args.steps, cfg_scale=args.cfg, width=64, height=64,
-            seed=1000, batch_size=args.seeds, sampler=args.sampler,
-        )  # fmt: skip
-        for result in generate(model, params, previews=False):
-            found = analyse(result.image)
+        values = {
+            "model.path": str(args.model), "positive.text": prompt, "sample.steps": args.steps,
+            "sample.cfg_scale": args.cfg, "sample.seed": 1000, "sample.sampler": args.sampler,
+            "latent.width": 64, "latent.height": 64, "latent.batch_size": args.seeds,
+        }  # fmt: skip
+        for image in run_workflow("txt2img", values, runtime=runtime).images:
+            found = analyse(image)
             scores["background"].append(
                 (found.background, found.background2) == (scene.background, scene.background2)
             )
@@ -79,9 +79,8 @@ def text_to_image(model, args) -> None:
     print(f"  ({seconds / len(scores['color']):.2f} s per image)")
 
 
-def inpainting(model, args) -> None:
-    from studio.engine.generate import generate
-    from studio.formats.parameters import GenerationParams
+def inpainting(runtime, args) -> None:
+    from studio.runtime.one_call import run_workflow
 
     rng = random.Random(99)
     follows, outside = [], []
@@ -96,12 +95,13 @@ def inpainting(model, args) -> None:
         cx, cy, r = shape_box(scene, original.width)
         r += 4  # cover the old shape's soft edge
         ImageDraw.Draw(mask).ellipse((cx - r, cy - r, cx + r, cy + r), fill=255)
-        params = GenerationParams(
-            mode="inpaint", prompt=caption(wanted, complete=True), steps=args.steps,
-            cfg_scale=args.cfg, width=64, height=64, seed=5, strength=1.0, mask_feather=2,
-            sampler=args.sampler,
-        )  # fmt: skip
-        result = generate(model, params, init_image=original, mask=mask, previews=False)[0].image
+        values = {
+            "model.path": str(args.model), "positive.text": caption(wanted, complete=True),
+            "sample.steps": args.steps, "sample.cfg_scale": args.cfg, "sample.seed": 5,
+            "sample.denoise": 1.0, "feather.pixels": 2, "sample.sampler": args.sampler,
+        }  # fmt: skip
+        inputs = {"image": original, "mask": mask}
+        result = run_workflow("inpaint", values, inputs=inputs, runtime=runtime).images[0]
         found = analyse(result)
         follows.append(found.color == color)
         keep = np.asarray(mask) == 0
@@ -116,17 +116,18 @@ def inpainting(model, args) -> None:
     )
 
 
-def super_resolution(args) -> None:
+def super_resolution(runtime, args) -> None:
     from studio.demo.train import upscaler_pair
-    from studio.engine.upscale import load_upscale_model, upscale_tiled
+    from studio.runtime.one_call import run_workflow
 
-    model = load_upscale_model(args.upscaler, device="cpu")
+    values = {"upscaler.path": str(args.upscaler)}
     rng = random.Random(424242)  # not a seed the training used
     ours, bicubic = [], []
     for _ in range(args.sr):
         low, high = upscaler_pair(rng)
         target = np.asarray(high)
-        ours.append(psnr(np.asarray(upscale_tiled(model, low)), target))
+        made = run_workflow("upscale", values, inputs={"image": low}, runtime=runtime).images[0]
+        ours.append(psnr(np.asarray(made), target))
         bicubic.append(psnr(np.asarray(low.resize(high.size, Image.Resampling.BICUBIC)), target))
     gain = np.mean(ours) - np.mean(bicubic)
     print(f"\nSuper-resolution x4: {args.sr} held-out scenes, 64 -> 256")
@@ -149,20 +150,22 @@ def main() -> int:
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
 
-    from studio.engine.checkpoint import load_model
-    from studio.engine.device import choose_device
     from studio.engine.recommended import recommended_cfg
+    from studio.runtime.worker import Runtime
 
     if args.cfg is None:
         args.cfg = recommended_cfg(args.model)
-    model = load_model(args.model, choose_device("cpu"))
+    runtime = Runtime(device="cpu")
     print(f"Model: {args.model} (CFG {args.cfg:g}, {args.sampler})")
-    if "txt2img" not in skip:
-        text_to_image(model, args)
-    if "inpaint" not in skip:
-        inpainting(model, args)
-    if "sr" not in skip:
-        super_resolution(args)
+    try:
+        if "txt2img" not in skip:
+            text_to_image(runtime, args)
+        if "inpaint" not in skip:
+            inpainting(runtime, args)
+        if "sr" not in skip:
+            super_resolution(runtime, args)
+    finally:
+        runtime.shutdown()
     return 0
 
 

@@ -16,10 +16,22 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def shapes(cpu):
-    from studio.engine.checkpoint import load_model
+def models():
+    from studio.engine.checkpoint import ModelCache
 
-    return load_model(DEMO_CHECKPOINT, cpu)
+    return ModelCache()
+
+
+@pytest.fixture(scope="module")
+def generate(models, cpu):
+    """Run a default workflow on the bundled model, as the window and CLI do."""
+    from studio.runtime.one_call import run_workflow
+
+    def generate(mode: str, values: dict, inputs: dict | None = None) -> list[Image.Image]:
+        filled = {"model.path": str(DEMO_CHECKPOINT), **values}
+        return run_workflow(mode, filled, inputs=inputs, device=cpu, models=models).images
+
+    return generate
 
 
 def test_it_ships_small_and_is_detected_as_sd1():
@@ -70,60 +82,39 @@ def cfg():
         ),
     ],
 )
-def test_text_to_image_draws_the_prompt(shapes, cfg, prompt, scene):
-    from studio.engine.generate import generate
-    from studio.formats.parameters import GenerationParams
-
-    params = GenerationParams(
-        prompt=prompt, steps=20, cfg_scale=cfg, width=64, height=64, seed=7, batch_size=3
-    )
-    images = [r.image for r in generate(shapes, params, previews=False)]
+def test_text_to_image_draws_the_prompt(generate, cfg, prompt, scene):
+    values = {"positive.text": prompt, "sample.steps": 20, "sample.cfg_scale": cfg}
+    values.update({"sample.seed": 7, "latent.width": 64, "latent.height": 64})
+    images = generate("txt2img", {**values, "latent.batch_size": 3})
     # Seeds differ in the details; most of them must get everything the prompt names right.
     hits = sum(_matches(image, scene, prompt) for image in images)
     assert hits >= 2, [analyse(i) for i in images]
 
 
-def test_image_to_image_at_low_strength_keeps_the_scene(shapes, cfg):
-    from studio.engine.generate import generate
-    from studio.formats.parameters import GenerationParams
-
+def test_image_to_image_at_low_strength_keeps_the_scene(generate, cfg):
     scene = Scene("diamond", "orange", "purple", size="large", position="right")
-    params = GenerationParams(
-        mode="img2img",
-        prompt="a large orange diamond on the right on a purple background",
-        steps=20,
-        width=64,
-        height=64,
-        cfg_scale=cfg,
-        seed=3,
-        strength=0.35,
-    )
-    result = generate(shapes, params, init_image=draw(scene), previews=False)[0].image
-    assert _matches(result, scene, params.prompt), analyse(result)
+    prompt = "a large orange diamond on the right on a purple background"
+    values = {"positive.text": prompt, "sample.steps": 20, "sample.cfg_scale": cfg}
+    values.update({"sample.seed": 3, "sample.denoise": 0.35})
+    result = generate("img2img", values, {"image": draw(scene)})[0]
+    assert result.size == (64, 64)
+    assert _matches(result, scene, prompt), analyse(result)
 
 
-def test_inpainting_repaints_the_mask_and_keeps_the_rest(shapes, cfg):
-    from studio.engine.generate import generate
-    from studio.formats.parameters import GenerationParams
-
+def test_inpainting_repaints_the_mask_and_keeps_the_rest(generate, cfg):
     original = draw(Scene("circle", "red", "blue", size="large", position="left"))
     new = Scene("triangle", "yellow", "blue", size="large", position="right")
     cx, cy, r = shape_box(new, 64)
     mask = Image.new("L", (64, 64), 0)
     ImageDraw.Draw(mask).rectangle((cx - r - 4, cy - r - 4, cx + r + 4, cy + r + 4), fill=255)
-    params = GenerationParams(
-        mode="inpaint",
-        prompt="a large yellow triangle on the right on a blue background",
-        steps=20,
-        width=64,
-        height=64,
-        cfg_scale=cfg,
-        seed=2,
-        strength=1.0,
-        batch_size=3,
-        mask_feather=0,
-    )
-    results = [r.image for r in generate(shapes, params, init_image=original, mask=mask)]
+    prompt = "a large yellow triangle on the right on a blue background"
+    values = {"positive.text": prompt, "sample.steps": 20, "sample.cfg_scale": cfg}
+    values.update({"sample.denoise": 1.0, "feather.pixels": 0})
+    # Seeds 2, 3 and 4, as a batch of three would use.
+    results = [
+        generate("inpaint", {**values, "sample.seed": seed}, {"image": original, "mask": mask})[0]
+        for seed in (2, 3, 4)
+    ]
     outside = np.asarray(mask) == 0
     for result in results:
         assert np.array_equal(np.asarray(result)[outside], np.asarray(original)[outside])

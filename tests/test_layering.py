@@ -25,7 +25,7 @@ def test_graph_and_formats_import_neither_torch_nor_qt():
 
 def test_engine_imports_no_qt():
     modules = imported_after(
-        "import studio.engine.generate, studio.engine.upscale, studio.engine.catalog, studio.cli"
+        "import studio.engine.sampling, studio.engine.upscale, studio.engine.catalog, studio.cli"
     )
     assert "torch" in modules and "PySide6" not in modules
 

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from studio.engine import masks
+from studio.engine.latents import Latent
+from studio.engine.progress import CancelToken
 from studio.errors import ImageError, ParameterError
+from studio.nodes.context import RunContext
+from studio.nodes.registry import NodeType, node_types
+from studio.nodes.values import Picture
+from studio.runtime.executor import Executor, NodeFailed
+from studio.runtime.one_call import prepare_workflow
 
 WIDTH, HEIGHT = 600, 400
 CENTER = (430, 160)
@@ -62,13 +72,28 @@ def rgb(a: np.ndarray) -> Image.Image:
     return Image.fromarray(a.astype(np.uint8), "RGB")
 
 
-def simulate_pipeline(job: masks.InpaintJob) -> Image.Image:
+@dataclass
+class InpaintRun:
+    """What the inpaint workflow's nodes handed each other (the model's work simulated)."""
+
+    image: Image.Image | None = None  # the sampler's input image (crop output)
+    mask: Image.Image | None = None  # the sampler's mask (crop output)
+    region: masks.MaskedRegion | None = None
+    blend_mask: Image.Image | None = None  # the full-size feathered mask the composite uses
+
+    @property
+    def work_size(self) -> tuple[int, int]:
+        return self.image.size
+
+
+def simulate_pipeline(job: InpaintRun) -> Image.Image:
     """The model's output at the work size: new content where asked, everything shifted."""
     work = np.asarray(job.image, dtype=np.float64)
     repaint = np.asarray(job.mask)[..., None] >= 128
     # The content belongs to the scene, so it is drawn at the image position of each pixel.
-    left, top, right, bottom = job.region.box
-    (work_w, work_h), (box_w, box_h) = job.work_size, job.region.box_size
+    region = job.region or masks.MaskedRegion((0, 0, WIDTH, HEIGHT), (WIDTH, HEIGHT))
+    left, top, right, bottom = region.box
+    (work_w, work_h), (box_w, box_h) = job.work_size, region.box_size
     y, x = np.mgrid[0:work_h, 0:work_w].astype(np.float64)
     content = new_content(
         left + (x + 0.5) * box_w / work_w - 0.5, top + (y + 0.5) * box_h / work_h - 0.5
@@ -76,21 +101,69 @@ def simulate_pipeline(job: masks.InpaintJob) -> Image.Image:
     return rgb(vae_shift(np.where(repaint, content, work)))
 
 
-def run_inpaint(masked_only: bool, color_match: bool = False, grow: int = 3, feather: int = 8):
+def _simulated_node_types(job: InpaintRun) -> dict[str, NodeType]:
+    """The library's node types, with the model's part of the inpaint workflow simulated."""
+    real = node_types()
+
+    def recorded(name: str, record):
+        def run(ctx, inputs, params):
+            outputs = real[name].run(ctx, inputs, params)
+            record(outputs)
+            return outputs
+
+        return run
+
+    def crop(outputs):
+        job.image, job.mask, job.region = (
+            outputs["image"][0].image,
+            outputs["mask"],
+            outputs["region"],
+        )
+
+    def feather(outputs):
+        job.blend_mask = outputs["mask"]
+
+    def decode(ctx, inputs, params):
+        return {"image": (Picture(simulate_pipeline(job)),)}
+
+    fakes = {
+        "LoadCheckpoint": lambda ctx, i, p: {"model": SimpleNamespace(native_size=512)},
+        "Prompt": lambda ctx, i, p: {"conditioning": None},
+        "EncodeImage": lambda ctx, i, p: {"latent": Latent(*i["image"][0].image.size)},
+        "Sample": lambda ctx, i, p: {"latent": None},
+        "Decode": decode,
+        "CropToMask": recorded("CropToMask", crop),
+        "FeatherMask": recorded("FeatherMask", feather),
+    }
+    return {name: NodeType(t.spec, fakes[name]) if name in fakes else t for name, t in real.items()}
+
+
+def run_inpaint(
+    masked_only: bool,
+    color_match: bool = False,
+    grow: int = 3,
+    feather: int = 8,
+    image: Image.Image | None = None,
+    mask: Image.Image | None = None,
+):
+    """The default inpaint workflow, run by the executor, with the model simulated."""
     original = photo()
-    job = masks.prepare_inpaint(
-        rgb(original),
-        disc_mask(),
-        grow=grow,
-        feather=feather,
-        masked_only=masked_only,
-        padding=32,
-        target=512,
-        color_match=color_match,
+    job = InpaintRun()
+    graph = prepare_workflow(
+        "inpaint",
+        {
+            "grow.pixels": grow,
+            "feather.pixels": feather,
+            "crop.enabled": masked_only,
+            "crop.padding": 32,
+            "composite.color_match": color_match,
+        },
     )
-    generated = simulate_pipeline(job)
-    out = masks.finish_inpaint(job, generated)
-    return original, job, generated, out
+    inputs = {"image": image or rgb(original), "mask": mask or disc_mask()}
+    ctx = RunContext(models=None, device=None, cancel=CancelToken(), inputs=inputs)
+    Executor(_simulated_node_types(job)).run(graph, ctx, lambda event: None, "job-1")
+    ((out, _, _),) = ctx.results
+    return original, job, simulate_pipeline(job), out
 
 
 @pytest.mark.parametrize("masked_only", [False, True])
@@ -115,6 +188,9 @@ def test_generated_content_appears_inside_the_mask(masked_only: bool) -> None:
     core = distance_to_center() <= RADIUS + grow - feather * 1.5
     result = np.asarray(out).astype(np.float64)
     if not masked_only:
+        # The whole picture may be generated at another size; the composite resizes it back.
+        if generated.size != out.size:
+            generated = generated.resize(out.size, Image.Resampling.LANCZOS)
         assert np.array_equal(np.asarray(out)[core], np.asarray(generated)[core])
     painted = image_content() * GAIN + OFFSET
     assert np.abs(result[core] - painted[core]).mean() < 6
@@ -287,20 +363,21 @@ def test_composite_is_exact_at_both_ends() -> None:
 def test_empty_mask_is_refused() -> None:
     empty = Image.new("L", (WIDTH, HEIGHT), 0)
     message = "The mask is empty: paint the area to repaint."
-    with pytest.raises(ParameterError, match=message):
-        masks.prepare_inpaint(rgb(photo()), empty, grow=0, feather=4, masked_only=False)
+    with pytest.raises(NodeFailed, match=message):
+        run_inpaint(masked_only=False, mask=empty)
     with pytest.raises(ParameterError, match=message):
         masks.masked_region(empty, (WIDTH, HEIGHT), padding=8, target=512)
-    with pytest.raises(ParameterError, match="shrunk by 30 pixels"):
-        masks.prepare_inpaint(rgb(photo()), disc_mask(), grow=-30, feather=4, masked_only=True)
+    with pytest.raises(NodeFailed, match="shrunk by 30 pixels"):
+        run_inpaint(masked_only=True, grow=-30)
 
 
 def test_mask_of_another_size_names_both_sizes() -> None:
-    with pytest.raises(ImageError) as caught:
-        masks.prepare_inpaint(
-            rgb(photo()), Image.new("L", (300, 200), 255), grow=0, feather=4, masked_only=True
-        )
+    with pytest.raises(NodeFailed) as caught:
+        run_inpaint(masked_only=True, mask=Image.new("L", (300, 200), 255))
     assert "300x200" in str(caught.value) and "600x400" in str(caught.value)
+    region = masks.MaskedRegion((0, 0, 300, 200), (304, 200))
+    with pytest.raises(ImageError, match="300x200"):
+        masks.crop_for_work(rgb(photo()), Image.new("L", (300, 200), 255), region)
 
 
 def test_other_mask_and_image_modes_are_converted() -> None:
@@ -308,9 +385,11 @@ def test_other_mask_and_image_modes_are_converted() -> None:
     strokes.paste((255, 0, 0, 255), (420, 150, 440, 170))
     image = rgb(photo()).convert("RGBA")
     for mask in (strokes, disc_mask().convert("1"), disc_mask().convert("RGB")):
-        job = masks.prepare_inpaint(image, mask, grow=0, feather=2, masked_only=True)
-        assert job.image.mode == "RGB" and job.mask.mode == "L"
-        assert job.blend_mask.getbbox() is not None
+        grown = masks.grow(mask, 0)
+        region = masks.masked_region(grown, image.size, padding=32, target=512)
+        work_image, work_mask = masks.crop_for_work(image, grown, region)
+        assert work_image.mode == "RGB" and work_mask.mode == "L"
+        assert masks.feather(grown, 2).getbbox() is not None
 
 
 def test_simple_mask_operations() -> None:

@@ -2,9 +2,10 @@
 
 A mask is a PIL "L" image: 255 = repaint, 0 = keep, values between blend.
 
-The promise to the user: after `finish_inpaint`, every pixel farther than `feather` pixels
-(Euclidean) from every nonzero pixel of the grown mask is bit-identical to the input image.
-Equivalently, the output differs from the input only where `job.blend_mask` is nonzero.
+The promise to the user: after `composite` (or `paste_back`) through the mask grown by `grow`
+and feathered by `feather`, every pixel farther than `feather` pixels (Euclidean) from every
+nonzero pixel of the grown mask is bit-identical to the input image: the output differs from
+the input only where the feathered mask is nonzero.
 """
 
 from __future__ import annotations
@@ -98,6 +99,14 @@ def is_empty(mask: Image.Image) -> bool:
     return _as_mask(mask).getbbox() is None
 
 
+def require_painted(mask: Image.Image) -> Image.Image:
+    """The mask as "L"; refused with a sentence when no pixel asks to be repainted."""
+    mask = _as_mask(mask)
+    if mask.getbbox() is None:
+        raise ParameterError(_EMPTY_MASK)
+    return mask
+
+
 # --- grow and feather ------------------------------------------------------------------------
 
 
@@ -169,9 +178,18 @@ def _grown(a: np.ndarray, pixels: int) -> np.ndarray:
 
 
 def grow(mask: Image.Image, pixels: int) -> Image.Image:
-    """Grow the mask by a disc of radius `pixels` (Euclidean); a negative value shrinks it."""
+    """Grow the mask by a disc of radius `pixels` (Euclidean); a negative value shrinks it.
+
+    Shrinking a painted mask to nothing is refused: the user painted something to repaint.
+    """
     a = np.asarray(_as_mask(mask), dtype=np.uint8)
-    return _l_image(_grown(a, pixels))
+    grown = _grown(a, pixels)
+    if pixels < 0 and a.any() and not grown.any():
+        raise ParameterError(
+            f"The mask disappears when shrunk by {-pixels} pixels: shrink it less "
+            "or paint a larger area."
+        )
+    return _l_image(grown)
 
 
 def _box_blur(a: np.ndarray, half: int, axis: int) -> np.ndarray:
@@ -410,9 +428,14 @@ def masked_region(
 def crop_for_work(
     image: Image.Image, mask: Image.Image, region: MaskedRegion
 ) -> tuple[Image.Image, Image.Image]:
-    """The image (LANCZOS) and mask (bilinear, no ringing) cut to the box, at the work size."""
+    """The image (LANCZOS) and mask (bilinear, no ringing) cut to the box, at the work size.
+
+    Refused when the mask's size differs from the image's or nothing is painted: there would
+    be nothing to inpaint.
+    """
     mask = _as_mask(mask)
     _check_same_size(image, mask)
+    require_painted(mask)
     image_part = _as_rgb(image).crop(region.box)
     mask_part = mask.crop(region.box)
     if image_part.size != region.work_size:
@@ -464,7 +487,7 @@ def paste_back(
 
     Pixels outside `region.box`, or farther than `feather` from every nonzero pixel of
     `mask`, are bit-identical to `original`. Give a region whose padding is at least
-    `feather` (as `prepare_inpaint` does) or the blend is cut off at the box edge.
+    `feather` or the blend is cut off at the box edge.
     """
     mask = _as_mask(mask)
     _check_same_size(original, mask)
@@ -483,82 +506,3 @@ def paste_back(
     x, y = left - outer[0], top - outer[1]
     blend = _l_image(blurred[y : y + bottom - top, x : x + right - left])
     return _paste(original, generated_work, blend, region, color_match)
-
-
-# --- the pair around the diffusion call ------------------------------------------------------
-
-
-@dataclass(frozen=True, eq=False)
-class InpaintJob:
-    """What to give the pipeline, and what `finish_inpaint` needs to put its output back."""
-
-    image: Image.Image  # RGB at region.work_size: the pipeline's input image
-    mask: Image.Image  # L at region.work_size: the pipeline's mask (grown, not feathered)
-    original: Image.Image  # the full-size RGB input
-    blend_mask: Image.Image  # full-size L: where and how much of the result is used
-    region: MaskedRegion
-    color_match: bool = False
-
-    @property
-    def work_size(self) -> tuple[int, int]:
-        return self.region.work_size
-
-
-def prepare_inpaint(
-    image: Image.Image,
-    mask: Image.Image,
-    *,
-    grow: int,
-    feather: int,
-    masked_only: bool,
-    padding: int = 32,
-    target: tuple[int, int] | int = 512,
-    color_match: bool = False,
-) -> InpaintJob:
-    """Grow and feather the mask and cut out what the pipeline should work on.
-
-    With `masked_only`, the region is the feathered mask's bounding box plus `padding`,
-    generated at about `target` (see `masked_region`); otherwise it is the whole image at
-    its own size rounded to a multiple of 8, and `target` is not used.
-    """
-    if not isinstance(image, Image.Image) or not isinstance(mask, Image.Image):
-        raise ImageError("Inpainting needs an image and a mask.")
-    mask = _as_mask(mask)
-    _check_same_size(image, mask)
-    if feather < 0:
-        raise ParameterError(f"The mask feather must be 0 or more pixels, not {feather}.")
-    if padding < 0:
-        raise ParameterError(f"The mask padding must be 0 or more pixels, not {padding}.")
-    if is_empty(mask):
-        raise ParameterError(_EMPTY_MASK)
-    image = _as_rgb(image)
-    grown = _grown(np.asarray(mask, dtype=np.uint8), grow)
-    if not grown.any():
-        raise ParameterError(
-            f"The mask disappears when shrunk by {-grow} pixels: shrink it less "
-            "or paint a larger area."
-        )
-    grown_mask = _l_image(grown)
-    blend_mask = _l_image(_feathered(grown, feather))
-    if masked_only:
-        region = masked_region(blend_mask, image.size, padding=padding, target=target)
-    else:
-        region = MaskedRegion(
-            box=(0, 0, image.width, image.height),
-            work_size=(_round_to(image.width, 8), _round_to(image.height, 8)),
-        )
-    work_image, work_mask = crop_for_work(image, grown_mask, region)
-    return InpaintJob(
-        image=work_image,
-        mask=work_mask,
-        original=image,
-        blend_mask=blend_mask,
-        region=region,
-        color_match=color_match,
-    )
-
-
-def finish_inpaint(job: InpaintJob, generated: Image.Image) -> Image.Image:
-    """The full-size result: the pipeline's output composited onto the original."""
-    blend = job.blend_mask.crop(job.region.box)
-    return _paste(job.original, generated, blend, job.region, job.color_match)

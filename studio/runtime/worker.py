@@ -227,12 +227,19 @@ class Runtime:
 
     # -- submitting ------------------------------------------------------------------------
 
-    def submit(self, graph: Graph, inputs: dict[str, Any] | None = None) -> Job:
-        """Queue a run of a copy of `graph` (later edits do not affect it)."""
+    def submit(
+        self, graph: Graph, inputs: dict[str, Any] | None = None, listener: Listener | None = None
+    ) -> Job:
+        """Queue a run of a copy of `graph` (later edits do not affect it).
+
+        `listener`, if given, is subscribed before the job is queued, so it sees every event.
+        """
         with self._lock:
             if self._closed:
                 raise RuntimeError("The runtime has been shut down.")
             job = Job(f"job-{next(self._ids)}", graph.copy(), dict(inputs or {}), self._cancel)
+            if listener is not None:
+                job.subscribe(listener)
             position = len(self._queue) + (self._running is not None)
             self._queue.append(job)
             # Emitted before the worker can see the job, so JobQueued always comes first.

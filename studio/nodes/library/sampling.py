@@ -89,7 +89,9 @@ def encode_image(ctx: RunContext, inputs, params):
 def set_latent_mask(ctx: RunContext, inputs, params):
     from PIL import Image
 
-    latent, mask = inputs["latent"], inputs["mask"]
+    from studio.engine.masks import require_painted
+
+    latent, mask = inputs["latent"], require_painted(inputs["mask"])
     size = (latent.width, latent.height)
     if mask.size != size:
         mask = mask.resize(size, Image.BILINEAR)
@@ -181,8 +183,8 @@ def latent_upscale(ctx: RunContext, inputs, params):
     )
 )
 def sample(ctx: RunContext, inputs, params):
-    from studio.engine.generate import check_params, out_of_memory_as_error
-    from studio.engine.generate import sample as run_sampler
+    from studio.engine.sampling import check_params, out_of_memory_as_error
+    from studio.engine.sampling import sample as run_sampler
 
     latent = inputs["latent"]
     settings, _ = check_params(
