@@ -35,6 +35,7 @@ from studio.runtime.events import (
     NodeCached,
     NodeFinished,
     NodeStarted,
+    Notice,
     Preview,
     Progress,
 )
@@ -56,6 +57,7 @@ class RuntimeBridge(QObject):
     - preview(ndarray): the newest preview, at most PREVIEW_HZ per second.
     - finished(results): [(PIL image, GenerationParams | None, Path | None)].
     - failed(node_id or None, message), cancelled().
+    - notice(message): something to tell the user that does not stop the job.
     """
 
     busyChanged = Signal(bool)
@@ -68,6 +70,7 @@ class RuntimeBridge(QObject):
     finished = Signal(object)
     failed = Signal(object, str)
     cancelled = Signal()
+    notice = Signal(str)
     _wake = Signal()
 
     def __init__(
@@ -78,10 +81,14 @@ class RuntimeBridge(QObject):
         output_dir: str | Path = ".",
         model_folders: list[Path] | None = None,
         runtime: Runtime | None = None,
+        servers: list[Any] | None = None,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
+        self.servers = list(servers or [])  # ComfyUI servers to run on; none: this computer
+        self._device = (device, precision or None)
         self.runtime = runtime or Runtime(
+            _executor(self.servers),
             device=device,
             precision=precision or None,
             output_dir=output_dir,
@@ -137,9 +144,27 @@ class RuntimeBridge(QObject):
         if self.busy:
             return False
         old = self.runtime
+        self._device = (device, precision or None)
         self.runtime = Runtime(
+            _executor(self.servers),
             device=device,
             precision=precision or None,
+            output_dir=old.output_dir,
+            model_folders=old.model_folders,
+        )
+        old.shutdown(timeout=5.0)
+        return True
+
+    def use_servers(self, servers: list[Any]) -> bool:
+        """Run later jobs on these ComfyUI servers (none: this computer); False while busy."""
+        if self.busy:
+            return False
+        old = self.runtime
+        self.servers = list(servers)
+        self.runtime = Runtime(
+            _executor(self.servers),
+            device=self._device[0],
+            precision=self._device[1],
             output_dir=old.output_dir,
             model_folders=old.model_folders,
         )
@@ -215,6 +240,8 @@ class RuntimeBridge(QObject):
             self.jobStarted.emit(event.job_id)
         elif isinstance(event, JobFinished | JobFailed | JobCancelled):
             self._end(event)
+        elif isinstance(event, Notice):
+            self.notice.emit(event.message)
 
     def _end(self, event: Any) -> None:
         entry = self._jobs.pop(event.job_id, None)
@@ -250,3 +277,10 @@ class RuntimeBridge(QObject):
             return
         self._last_drawn = time.perf_counter()
         self.preview.emit(image)
+
+
+def _executor(servers: list[Any]) -> Any:
+    """The remote executor for ComfyUI servers; None (the local one) when there are none."""
+    from studio.runtime.remote.backend import make_executor
+
+    return make_executor(servers)

@@ -27,6 +27,7 @@ from studio.engine.sizes import config_native_size, native_size
 from studio.graph.document import Graph
 from studio.nodes.defaults import default_workflow
 from studio.nodes.registry import specs
+from studio.runtime.remote.backend import servers_or_problem
 from studio.settings import Settings, config_dir
 from studio.ui.background import Background
 from studio.ui.bridge import RuntimeBridge
@@ -66,6 +67,7 @@ class MainWindow(QMainWindow):
             precision=self.settings.precision or None,
             output_dir=self.settings.output_path,
             model_folders=[Path(f) for f in self.settings.model_folders],
+            servers=servers_or_problem(self.settings)[0],
             parent=self,
         )
         self.bridge.previews_enabled = self.settings.preview != "none"
@@ -113,6 +115,7 @@ class MainWindow(QMainWindow):
         build_menus(self)
         self._connect()
         self.models.scan(self.settings.model_folders)
+        self.models.scan_servers(self.bridge.servers)
         self.gallery.load(self.settings.output_path)
         if self._needs_native_size and self._model_path():
             self.apply_native_size(self._model_path())
@@ -152,6 +155,7 @@ class MainWindow(QMainWindow):
         bridge.finished.connect(session.finished)
         bridge.failed.connect(session.failed)
         bridge.cancelled.connect(session.cancelled)
+        bridge.notice.connect(lambda text: self.statusBar().showMessage(text, 10000))
         for keys in ("Ctrl+Return", "Ctrl+Enter"):
             shortcut = QShortcut(QKeySequence(keys), self)
             shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
@@ -304,6 +308,14 @@ class MainWindow(QMainWindow):
 
             apply_theme(QApplication.instance(), settings.theme)
         self.bridge.previews_enabled = settings.preview != "none"
+        if (settings.backend, settings.servers, settings.server_tokens) != (
+            old.backend,
+            old.servers,
+            old.server_tokens,
+        ):
+            from studio.ui.servers import apply_servers
+
+            apply_servers(self, settings)
         if (settings.device, settings.precision) != (old.device, old.precision):
             if self.bridge.use_device(settings.device, settings.precision):
                 self.statusBar().showMessage(f"The next job runs on '{settings.device}'.", 6000)

@@ -46,11 +46,39 @@ class ModelList(QObject):
         super().__init__(parent)
         self._background = background
         self._scanned: list[ModelChoice] = []
+        self._on_servers: list[ModelChoice] = []  # checkpoints of the user's ComfyUI servers
         self.scanning = False
 
     def choices(self) -> list[ModelChoice]:
         built_in = built_in_model()
-        return ([built_in] if built_in else []) + list(self._scanned)
+        return ([built_in] if built_in else []) + list(self._scanned) + list(self._on_servers)
+
+    def scan_servers(self, servers: list[Any]) -> None:
+        """List the checkpoints of these ComfyUI servers as "NAME (on SERVER)" (off the GUI
+        thread); a model's value is the server's file name. Emits `changed` when done."""
+        if not servers:
+            if self._on_servers:
+                self._on_servers = []
+                self.changed.emit()
+            return
+
+        def work() -> list[ModelChoice]:
+            from studio.runtime.remote.pool import ServerPool
+
+            where: dict[str, list[str]] = {}
+            for server, kinds in ServerPool(servers, connect_timeout=5.0).models().items():
+                for name in kinds["checkpoints"]:
+                    where.setdefault(name, []).append(server)
+            return [ModelChoice(n, f"{n} (on {', '.join(s)})") for n, s in where.items()]
+
+        def done(found: list[ModelChoice]) -> None:
+            self._on_servers = found
+            self.changed.emit()
+
+        def failed(error: BaseException) -> None:
+            log.warning("Listing the servers' models failed: %s", error)
+
+        self._background.run(work, done, failed)
 
     def label_for(self, path: str) -> str:
         for choice in self.choices():

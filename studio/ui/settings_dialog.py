@@ -1,5 +1,6 @@
 """The settings dialog: model folders (scanned, each model's family shown), output folder,
-device, preview method and theme. Saved as the typed Settings JSON by the caller."""
+device, preview method, theme, and where jobs run (this computer or ComfyUI servers). Saved as
+the typed Settings JSON by the caller."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
+    QLabel,
     QLineEdit,
     QListWidget,
+    QPlainTextEdit,
     QPushButton,
     QTreeWidget,
     QTreeWidgetItem,
@@ -29,6 +32,7 @@ DEVICES = ("auto", "cuda", "mps", "cpu")
 PRECISIONS = (("", "Device default"), ("fp16", "fp16"), ("bf16", "bf16"), ("fp32", "fp32"))
 PREVIEWS = (("latent", "Fast latent preview"), ("none", "No preview"))
 THEMES = (("dark", "Dark"), ("light", "Light"))
+BACKENDS = (("local", "This computer"), ("comfyui", "ComfyUI servers"))
 
 
 class SettingsDialog(QDialog):
@@ -70,6 +74,20 @@ class SettingsDialog(QDialog):
         self.precision = _combo(PRECISIONS, settings.precision)
         self.preview = _combo(PREVIEWS, settings.preview)
         self.theme = _combo(THEMES, settings.theme)
+        self.backend = _combo(BACKENDS, settings.backend)
+        self.servers = QPlainTextEdit("\n".join(settings.servers))
+        self.servers.setPlaceholderText("http://192.168.1.20:8188 (one ComfyUI server a line)")
+        self.servers.setFixedHeight(64)
+        self.token = QLineEdit(next(iter(settings.server_tokens.values()), ""))
+        self.token.setEchoMode(QLineEdit.EchoMode.Password)
+        self.token.setPlaceholderText("only if the servers ask for one")
+        check = QPushButton("Check")
+        check.clicked.connect(self.check_servers)
+        token = QHBoxLayout()
+        token.addWidget(self.token, 1)
+        token.addWidget(check)
+        self.server_state = QLabel("")
+        self.server_state.setWordWrap(True)
 
         form = QFormLayout()
         form.addRow("Model folders", folders)
@@ -79,6 +97,10 @@ class SettingsDialog(QDialog):
         form.addRow("Precision", self.precision)
         form.addRow("Preview", self.preview)
         form.addRow("Theme", self.theme)
+        form.addRow("Run jobs on", self.backend)
+        form.addRow("ComfyUI servers", self.servers)
+        form.addRow("Server token", token)
+        form.addRow("", self.server_state)
         box = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
@@ -94,6 +116,7 @@ class SettingsDialog(QDialog):
         return [self.folders.item(i).text() for i in range(self.folders.count())]
 
     def result_settings(self) -> Settings:
+        token = self.token.text().strip()
         return dataclasses.replace(
             self._settings,
             model_folders=self.folder_list(),
@@ -102,7 +125,28 @@ class SettingsDialog(QDialog):
             precision=self.precision.currentData(),
             preview=self.preview.currentData(),
             theme=self.theme.currentData(),
+            backend=self.backend.currentData(),
+            servers=self.server_list(),
+            server_tokens=dict.fromkeys(self.server_list(), token) if token else {},
         )
+
+    def server_list(self) -> list[str]:
+        return [line.strip() for line in self.servers.toPlainText().splitlines() if line.strip()]
+
+    def check_servers(self) -> None:
+        """Ask each server whether it answers (off the GUI thread) and say what it has."""
+        urls, token = self.server_list(), self.token.text().strip()
+        self.server_state.setText("Checking…" if urls else "No server to check.")
+
+        def work() -> str:
+            from studio.runtime.remote.pool import describe_servers
+
+            return describe_servers(urls, token)
+
+        self._background.run(work, self.server_state.setText, self._check_failed)
+
+    def _check_failed(self, error: BaseException) -> None:
+        self.server_state.setText(str(error))
 
     def scan(self) -> None:
         """List what each folder holds, with the detected family (off the GUI thread)."""

@@ -6,7 +6,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from studio.runtime.remote.client import RemoteError, Server
+from studio.runtime.remote.server import RemoteError, Server
 
 LOCAL = "local"
 COMFYUI = "comfyui"
@@ -59,3 +59,12 @@ def make_executor(servers: Sequence[Server], **options: Any) -> Any:
     from studio.runtime.remote.executor import RemoteExecutor
 
     return RemoteExecutor(servers, **options)
+
+
+def servers_or_problem(settings: Any) -> tuple[list[Server], str]:
+    """The servers Settings name, or none and the sentence that says why (the window then runs
+    jobs on this computer)."""
+    try:
+        return servers_in_settings(settings), ""
+    except RemoteError as error:
+        return [], f"{error} Jobs run on this computer."

@@ -18,9 +18,9 @@ from studio.nodes.registry import NodeType
 from studio.runtime.cache import OutputCache
 from studio.runtime.events import Event, NodeCached, NodeFinished, NodeStarted
 from studio.runtime.executor import Executor, NodeFailed
-from studio.runtime.remote.client import RemoteError, Server
 from studio.runtime.remote.job import RemoteJob
 from studio.runtime.remote.pool import ServerPool
+from studio.runtime.remote.server import RemoteError, Server
 from studio.runtime.remote.split import PART_TYPE, Split, exportable_types, split
 
 log = logging.getLogger(__name__)

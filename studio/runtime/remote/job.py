@@ -31,8 +31,9 @@ from studio.runtime.events import (
     Preview,
     Progress,
 )
-from studio.runtime.remote.client import Client, Feed, RemoteError
+from studio.runtime.remote.client import Client, Feed
 from studio.runtime.remote.pool import fit
+from studio.runtime.remote.server import RemoteError
 from studio.runtime.remote.split import Split, server_graph
 
 if TYPE_CHECKING:

@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from studio.runtime.remote.client import Client, RemoteError, Server
+from studio.runtime.remote.client import Client
+from studio.runtime.remote.server import RemoteError, Server
 
 log = logging.getLogger(__name__)
 
@@ -209,3 +210,30 @@ def _consumer(prompt: dict[str, Any], comfy_id: str, studio_ids: dict[str, str])
             if isinstance(value, list) and value and str(value[0]) == comfy_id:
                 return studio_ids.get(other) or _consumer(prompt, other, studio_ids)
     return None
+
+
+def describe_servers(urls: Sequence[str], token: str = "", timeout: float = 5.0) -> str:
+    """One line a server: whether it answers, how busy it is, what it has (Settings' Check)."""
+
+    async def one(url: str) -> str:
+        try:
+            server = Server.parse(url, token)
+        except RemoteError as error:
+            return str(error)
+        async with Client(server, connect_timeout=timeout) as client:
+            try:
+                queue = await client.queue(timeout=timeout)
+                models = model_lists(await client.object_info())
+            except RemoteError as error:
+                return str(error)
+        waiting = len(queue.get("queue_running") or []) + len(queue.get("queue_pending") or [])
+        return (
+            f"{server.name}: answers; {waiting} job(s) queued; "
+            f"{len(models['checkpoints'])} checkpoint(s), {len(models['loras'])} LoRA(s), "
+            f"{len(models['upscale_models'])} upscale model(s)."
+        )
+
+    async def every() -> list[str]:
+        return list(await asyncio.gather(*(one(u) for u in urls)))
+
+    return "\n".join(asyncio.run(every()))
