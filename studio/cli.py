@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     _server_args(gen)
     gen.add_argument("-o", "--output", type=Path, help="output PNG (never overwritten)")
 
+    _addon_args(gen)
+
     up = sub.add_parser("upscale", help="super-resolution")
     up.add_argument("image", type=Path)
     up.add_argument(
@@ -94,10 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--image", type=Path, help="the canvas image the workflow uses")
     run.add_argument("--mask", type=Path, help="the canvas mask the workflow uses")
+    _addon_args(run)
     _device_args(run)
     _server_args(run)
 
-    models = sub.add_parser("models", help="list checkpoints and upscale models")
+    models = sub.add_parser(
+        "models", help="list checkpoints, LoRAs, embeddings, VAEs and upscalers with their family"
+    )
     models.add_argument("folders", nargs="*", type=Path)
 
     info = sub.add_parser("info", help="print the generation parameters stored in an image")
@@ -114,6 +119,73 @@ def build_parser() -> argparse.ArgumentParser:
     # For bench/ui_latency.py: print when the window was shown, then quit.
     gui.add_argument("--exit-when-shown", action="store_true", help=argparse.SUPPRESS)
     return parser
+
+
+def _addon_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--lora",
+        action="append",
+        default=[],
+        metavar="PATH[:STRENGTH]",
+        help="apply a LoRA (file, or a name in the model folders); repeat for several",
+    )
+    parser.add_argument("--vae", help="a separate VAE (file, folder or name) for the model's own")
+    parser.add_argument("--clip-skip", type=int, help="read the prompt from an earlier CLIP layer")
+    parser.add_argument(
+        "--models-dir",
+        action="append",
+        default=[],
+        type=Path,
+        metavar="DIR",
+        help="a model folder, A1111 or ComfyUI install to find LoRAs, embeddings and VAEs in",
+    )
+
+
+def _with_addons(graph, args):
+    """Add LoRA, VAE and CLIP-skip nodes for the flags, after checking the files exist."""
+    from dataclasses import replace
+
+    from studio.engine.folders import find_file
+    from studio.nodes.library.addons import LORA_SUFFIXES, VAE_SUFFIXES
+    from studio.nodes.model_addons import add_model_addons, parse_lora_flag
+
+    folders = _model_folders(args)
+
+    def located(value: str, kind: str, flag: str, suffixes) -> str:
+        path = Path(value).expanduser()
+        if path.exists():
+            return str(path)
+        found = None if path.is_absolute() else find_file(value, kind, folders, suffixes)
+        if found is None:
+            raise ParameterError(
+                f"{flag} {value}: no such file, and none of that name in the model folders."
+            )
+        return str(found)
+
+    loras = []
+    for value in args.lora:
+        try:
+            choice = parse_lora_flag(value)
+        except ValueError as exc:
+            raise ParameterError(f"--lora: {exc}.") from None
+        loras.append(replace(choice, path=located(choice.path, "lora", "--lora", LORA_SUFFIXES)))
+    if args.clip_skip is not None and not 1 <= args.clip_skip <= 12:
+        raise ParameterError(
+            f"--clip-skip must be 1 to 12 (1 = the last layer), not {args.clip_skip}."
+        )
+    vae = located(args.vae, "vae", "--vae", VAE_SUFFIXES) if args.vae else None
+    return add_model_addons(graph, loras=loras, vae=vae, clip_skip=args.clip_skip)
+
+
+def _model_folders(args) -> list[Path]:
+    """--models-dir folders first, then the ones in Settings."""
+    from studio.settings import Settings
+
+    given = [p.expanduser() for p in getattr(args, "models_dir", None) or []]
+    for folder in given:
+        if not folder.exists():
+            raise ParameterError(f"--models-dir {folder}: folder not found.")
+    return given + [Path(p) for p in Settings.load().model_folders]
 
 
 def _device_args(parser: argparse.ArgumentParser) -> None:
@@ -285,7 +357,7 @@ def cmd_generate(args) -> int:
     values.update({"save.folder": str(target.parent), "save.filename": target.name})
     if args.batch > 1 and mode != "txt2img":
         raise ParameterError("--batch works for text-to-image; run image-to-image once per seed.")
-    graph = set_params(default_workflow(mode), values)
+    graph = _with_addons(set_params(default_workflow(mode), values), args)
     # Bad values are reported before the (slow) model load.
     check(graph, specs())
     if mode == "txt2img" and not args.size:
@@ -324,7 +396,7 @@ def _run_graph(graph, inputs: dict, args) -> int:
         device=args.device or settings.device,
         precision=args.precision or settings.precision or None,
         output_dir=settings.output_path,
-        model_folders=[Path(p) for p in settings.model_folders],
+        model_folders=_model_folders(args),
     )
     bars: dict[str, _ProgressBar] = {}
     try:
@@ -390,6 +462,7 @@ def cmd_run(args) -> int:
         except json.JSONDecodeError:
             values[key] = raw
     set_params(graph, values)
+    _with_addons(graph, args)
     inputs = {}
     if args.image:
         inputs["image"] = load_image(args.image)

@@ -77,8 +77,9 @@ def _yaml_folders(path: Path) -> dict[str, list[Path]]:
 def folders_for(kind: str, roots: Iterable[str | Path]) -> list[Path]:
     """The existing folders where files of `kind` may be, for the configured roots.
 
-    A root itself counts for every kind but embeddings: a prompt word must never pick up a
-    checkpoint that happens to share its name.
+    A plain folder (none of the usual subfolders in it) counts for every kind but embeddings
+    (a prompt word must never pick up a checkpoint that shares its name); an install's own
+    root does not, so its program files are never searched.
     """
     result: list[Path] = []
     seen: set[Path] = set()
@@ -103,9 +104,16 @@ def folders_for(kind: str, roots: Iterable[str | Path]) -> list[Path]:
         if (root / EXTRA_PATHS_FILE).is_file():
             for folder in _yaml_folders(root / EXTRA_PATHS_FILE).get(kind, []):
                 add(folder)
-        if kind != "embedding":
+        if kind != "embedding" and is_plain(root):
             add(root)
     return result
+
+
+def is_plain(root: Path) -> bool:
+    """True for a folder that is not an A1111/ComfyUI install (none of their subfolders)."""
+    if (root / EXTRA_PATHS_FILE).is_file():
+        return False
+    return not any((root / sub).is_dir() for subs in SUBFOLDERS.values() for sub in subs)
 
 
 def all_folders(roots: Iterable[str | Path]) -> list[Path]:
@@ -121,7 +129,9 @@ def all_folders(roots: Iterable[str | Path]) -> list[Path]:
     return result
 
 
-def find_file(name: str, kind: str, roots: Iterable[str | Path], suffixes: Iterable[str]) -> Path | None:
+def find_file(
+    name: str, kind: str, roots: Iterable[str | Path], suffixes: Iterable[str]
+) -> Path | None:
     """A file of `kind` by its name (with or without extension, or a relative path)."""
     suffixes = tuple(s.lower() for s in suffixes)
     wanted = Path(name)

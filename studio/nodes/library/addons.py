@@ -165,3 +165,30 @@ def for_sampling(ctx: RunContext, model, positive, negative):
             negative = encode_with_addons(ctx, model, negative.text)
     positive, negative = same_length(model, positive, negative)
     return model, positive, negative
+
+
+def addon_extras(model, positive) -> dict[str, str]:
+    """What the add-ons were, for the image's A1111 parameters (`Clip skip`, `VAE`,
+    `Lora hashes` as A1111 writes them; `LoRAs` for those not named in the prompt)."""
+    from studio.engine.addons import addons_of
+    from studio.engine.model_files import lora_hash
+
+    addons = addons_of(model)
+    extras: dict[str, str] = {}
+    if addons.clip_skip > 1:
+        extras["Clip skip"] = str(addons.clip_skip)
+    if addons.vae is not None:
+        extras["VAE"] = addons.vae.name
+    loras = addons.active_loras
+    if loras:
+        hashes = []
+        for use in loras:
+            try:
+                hashes.append(f"{use.path.stem}: {lora_hash(use.path)}")
+            except OSError:
+                continue
+        extras["Lora hashes"] = ", ".join(hashes)
+    from_nodes = [u for u in loras if u not in positive.loras]
+    if from_nodes:
+        extras["LoRAs"] = ", ".join(f"{u.path.stem}:{u.unet:g}:{u.text:g}" for u in from_nodes)
+    return extras

@@ -36,9 +36,9 @@ SIZE = {"minimum": 64, "maximum": 8192, "step": 8}
     )
 )
 def prompt(ctx: RunContext, inputs, params):
-    from studio.engine.latents import encode_prompt
+    from studio.nodes.library.addons import encode_with_addons
 
-    return {"conditioning": encode_prompt(inputs["model"], params["text"])}
+    return {"conditioning": encode_with_addons(ctx, inputs["model"], params["text"])}
 
 
 @node(
@@ -203,11 +203,16 @@ def sample(ctx: RunContext, inputs, params):
         )
     )
     model = inputs["model"]
-    with out_of_memory_as_error(model, latent.width, latent.height):
+    from studio.engine.addons import applied  # LoRAs and VAE on for this step only
+    from studio.nodes.library.addons import addon_extras, for_sampling
+
+    model, positive, negative = for_sampling(ctx, model, inputs["positive"], inputs["negative"])
+    settings = settings.with_(extra={**settings.extra, **addon_extras(model, positive)})
+    with out_of_memory_as_error(model, latent.width, latent.height), applied(model):
         result = run_sampler(
             model,
-            inputs["positive"],
-            inputs["negative"],
+            positive,
+            negative,
             latent,
             settings,
             progress=ctx.progress,
