@@ -80,7 +80,7 @@ def test_mouse_drag_from_a_connected_input_detaches_the_link(editor, document):
     mouse_drag(editor, start, start + QPoint(0, 150))
     assert "image" not in document.graph.inputs_of("save")
     document.undo_stack.undo()
-    assert Link("decode", "image", "save", "image") in document.graph.links
+    assert Link("place", "image", "save", "image") in document.graph.links
 
 
 def test_scene_drop_links_ports(editor, document):
@@ -168,7 +168,7 @@ def test_delete_and_undo(editor, document, qtbot):
     assert all("decode" not in (k.src, k.dst) for k in document.graph.links)
     editor.undo_action.trigger()
     assert "decode" in document.graph.nodes and "decode" in scene.nodes
-    assert len(scene.links) == len(document.graph.links) == 9
+    assert len(scene.links) == len(document.graph.links) == 13
     editor.redo_action.trigger()
     assert "decode" not in scene.nodes
 
@@ -186,9 +186,9 @@ def test_copy_paste_keeps_links_among_copied_nodes(editor, document):
     )
     old, new = document.graph.nodes["sample"].position, document.graph.nodes[by_type["Sample"]]
     assert new.position == (old[0] + 40, old[1] + 40)
-    assert len(document.graph.nodes) == 9
+    assert len(document.graph.nodes) == 11
     document.undo_stack.undo()
-    assert len(document.graph.nodes) == 7 and len(scene.nodes) == 7
+    assert len(document.graph.nodes) == 9 and len(scene.nodes) == 9
 
 
 def test_moving_a_selection_is_one_undo_step(editor, document):
@@ -203,8 +203,8 @@ def test_moving_a_selection_is_one_undo_step(editor, document):
     assert document.graph.nodes["save"].position[1] == pytest.approx(moved_y)
     document.undo_stack.undo()
     assert document.graph.nodes["decode"].position == (840.0, 0.0)
-    assert document.graph.nodes["save"].position == (1120.0, 0.0)
-    assert scene.nodes["save"].pos() == QPointF(1120, 0)
+    assert document.graph.nodes["save"].position == (1400.0, 0.0)
+    assert scene.nodes["save"].pos() == QPointF(1400, 0)
 
 
 def test_palette_adds_a_node(editor, document, qtbot):
@@ -341,7 +341,7 @@ def test_wheel_zooms_and_fit_shows_everything(editor):
 
 def test_relinking_an_existing_link_adds_no_undo_step(editor, document):
     count = document.undo_stack.count()
-    out = port(editor, "decode", "image", output=True)
+    out = port(editor, "place", "image", output=True)
     inp = port(editor, "save", "image", output=False)
     assert editor.scene().connect_items(out, inp) is None
     assert document.undo_stack.count() == count

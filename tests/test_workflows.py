@@ -63,9 +63,11 @@ def test_reruns_only_what_changed(executor, tiny_sd1, cpu, models, tmp_path):
     assert first == {
         "LoadCheckpoint": 1,
         "Prompt": 2,
+        "Region": 1,
         "EmptyLatent": 1,
         "Sample": 1,
         "Decode": 1,
+        "ScaleToRegion": 1,
         "SaveImage": 1,
     }
 
@@ -76,9 +78,15 @@ def test_reruns_only_what_changed(executor, tiny_sd1, cpu, models, tmp_path):
 
     assert delta(graph) == {"SaveImage": 1}  # nothing changed: nothing recomputed
     graph.set_param("sample", "seed", 12)
-    assert delta(graph) == {"Sample": 1, "Decode": 1, "SaveImage": 1}
+    assert delta(graph) == {"Sample": 1, "Decode": 1, "ScaleToRegion": 1, "SaveImage": 1}
     graph.set_param("positive", "text", "a blue square")
-    assert delta(graph) == {"Prompt": 1, "Sample": 1, "Decode": 1, "SaveImage": 1}
+    assert delta(graph) == {
+        "Prompt": 1,
+        "Sample": 1,
+        "Decode": 1,
+        "ScaleToRegion": 1,
+        "SaveImage": 1,
+    }
     assert models.loads == 1
 
 

@@ -61,6 +61,8 @@ class GenerationParams:
     upscaler: str = ""
     upscale_factor: float = 0.0
     noise_level: int = 0
+    # Where on the canvas picture this image goes, (x, y, width, height); None: all of it.
+    canvas_region: tuple[int, int, int, int] | None = None
     # Anything else worth keeping (tool-specific keys read from other programs' metadata).
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -71,7 +73,19 @@ class GenerationParams:
     def from_dict(cls, data: dict[str, Any]) -> GenerationParams:
         """Build from a dict, ignoring unknown keys (newer files) and keeping defaults for missing ones."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        values = {k: v for k, v in data.items() if k in known}
+        if "canvas_region" in values:
+            values["canvas_region"] = _box_or_none(values["canvas_region"])
+        return cls(**values)
 
     def with_(self, **changes: Any) -> GenerationParams:
         return replace(self, **changes)
+
+
+def _box_or_none(value: Any) -> tuple[int, int, int, int] | None:
+    """(x, y, width, height) from stored JSON (a list), or None when it is not one."""
+    try:
+        box = tuple(int(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    return box if len(box) == 4 else None  # type: ignore[return-value]

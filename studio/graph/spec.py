@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,13 @@ INT, FLOAT, STRING, TEXT, ENUM, SEED, PATH, BOOL = (
 )
 PARAM_KINDS = (INT, FLOAT, STRING, TEXT, ENUM, SEED, PATH, BOOL)
 MAX_SEED = 2**64 - 1
+# A random seed is drawn from 32 bits (what A1111 and ComfyUI users are used to seeing).
+RANDOM_SEEDS = 2**32
+
+
+def random_seed() -> int:
+    """A fresh random seed: the one range the window, the node editor and the CLI draw from."""
+    return random.randrange(RANDOM_SEEDS)
 
 
 @dataclass(frozen=True)
@@ -82,10 +90,17 @@ class Param:
         else:
             return f"has an unknown kind {kind!r}"
         if low is not None and value < low:
-            return f"must be at least {low:g}, not {value:g}"
+            return f"must be at least {_number(low)}, not {_number(value)}"
         if high is not None and value > high:
-            return f"must be at most {high:g}, not {value:g}"
+            return f"must be at most {_number(high)}, not {_number(value)}"
         return None
+
+
+def _number(value: float) -> str:
+    """Whole numbers in full (a seed limit is 18446744073709551615, not 1.84467e+19)."""
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
+        return str(int(value))
+    return f"{value:g}"
 
 
 @dataclass(frozen=True)

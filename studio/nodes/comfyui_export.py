@@ -69,6 +69,13 @@ class _Exporter:
             self.problems.append(f"{self.where(node)} has nothing connected to its {port} input")
             return None
         source = self.graph.nodes[link.src]
+        while source.type in _PASS_THROUGH:
+            # A whole-picture generation region changes nothing: link past it.
+            through = self.graph.inputs_of(source.id).get(_PASS_THROUGH[source.type][link.src_port])
+            if through is None or through.src not in self.graph.nodes:
+                self.problems.append(f"{self.where(source)} has nothing connected to it")
+                return None
+            link, source = through, self.graph.nodes[through.src]
         if source.type == "LoadCheckpoint":
             index = _CHECKPOINT_OUTPUT[wants]
         else:
@@ -202,6 +209,25 @@ _EXPORTERS: dict[str, Callable[[_Exporter, Node], None]] = {
     "InvertMask": _simple("InvertMask", mask="link:mask"),
     "InpaintComposite": _export_composite,
 }
+
+
+# Studio nodes that ComfyUI does without when they change nothing: output port -> input port.
+_PASS_THROUGH = {
+    "Region": {"image": "image", "mask": "mask"},
+    "ScaleToRegion": {"image": "image"},
+}
+
+
+def _export_pass_through(ex: _Exporter, node: Node) -> None:
+    if node.type == "Region" and ex.param(node, "width") and ex.param(node, "height"):
+        ex.problems.append(
+            f"{ex.where(node)} works on part of the picture, which ComfyUI's core nodes cannot "
+            "do: set it to the whole picture (width and height 0)"
+        )
+
+
+_EXPORTERS["Region"] = _export_pass_through
+_EXPORTERS["ScaleToRegion"] = _export_pass_through
 
 
 def export_comfyui(graph: Graph) -> dict[str, dict[str, Any]]:

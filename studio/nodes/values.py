@@ -14,6 +14,8 @@ from studio.formats.parameters import GenerationParams
 class Picture:
     image: Image.Image
     params: GenerationParams | None = None
+    # Where the image's top-left pixel lies on the canvas picture it was cut from.
+    origin: tuple[int, int] = (0, 0)
 
     def with_image(self, image: Image.Image, **param_changes: Any) -> Picture:
         params = (

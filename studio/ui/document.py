@@ -68,7 +68,17 @@ class WorkflowDocument(QObject):
             self.undo_stack.clear()
         self.graphReplaced.emit()
 
+    def switch_graph(self, graph: Graph, text: str) -> None:
+        """Replace the workflow with `graph` as one undo step (a mode switch)."""
+        self.undo_stack.push(_Snapshot(self, text, self._graph.copy(), graph.copy()))
+
     # -- parameter edits -------------------------------------------------------------------
+
+    def show_param(self, node_id: str, name: str, value: Any) -> None:
+        """Set a parameter the window decides (a seed drawn for a run, an automatic default)
+        without an undo step: it is not an edit the user made."""
+        if node_id in self._graph.nodes and self.param_value(node_id, name) != value:
+            self._apply_param(node_id, name, value)
 
     def set_param(self, node_id: str, name: str, value: Any) -> None:
         """Change one parameter (undoable; consecutive edits of one field merge)."""

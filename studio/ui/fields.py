@@ -6,7 +6,6 @@ A field shows a value and reports the user's edits through `edited`; values it i
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +45,9 @@ class Field(QObject):
 
     def set_value(self, value: Any) -> None:
         raise NotImplementedError
+
+    def detach(self) -> None:
+        """Stop listening to anything outside the field (its form is being rebuilt)."""
 
     def _emit(self, value: Any) -> None:
         self.edited.emit(value)
@@ -173,7 +175,11 @@ class PathField(Field):
 
 
 class SeedField(Field):
-    """A seed: typed, or drawn at random for each run; "Reuse" brings back the last one used."""
+    """A seed: typed, or drawn at random for each run; "Reuse" brings back the last one used.
+
+    The policy (random or not, the last seed) belongs to the presentation model the field is
+    bound to; the field shows it and reports the user's choices to it.
+    """
 
     def __init__(self, param: Param) -> None:
         box = QWidget()
@@ -193,12 +199,32 @@ class SeedField(Field):
         row.addWidget(self.random)
         row.addWidget(self.reuse)
         super().__init__(param, box)
-        self.last_seed: int | None = None
+        self.rules: Any = None
         self.edit.editingFinished.connect(self._typed)
         self.random.toggled.connect(self._random_toggled)
         self.reuse.clicked.connect(self._reuse)
 
+    def bind(self, rules: Any) -> None:
+        """Show and change the seed policy of `rules` (the presentation model)."""
+        self.rules = rules
+        with QSignalBlocker(self.random):
+            self.random.setChecked(bool(rules.random_seed))
+        self.edit.setEnabled(not rules.random_seed)
+        self._show_last()
+
+    @property
+    def last_seed(self) -> int | None:
+        return None if self.rules is None else self.rules.last_seed
+
+    def _show_last(self) -> None:
+        seed = self.last_seed
+        self.reuse.setEnabled(seed is not None)
+        if seed is not None:
+            self.reuse.setToolTip(f"Use seed {seed} again")
+
     def _random_toggled(self, on: bool) -> None:
+        if self.rules is not None:
+            self.rules.random_seed = on
         self.edit.setEnabled(not on)
         if not on:
             self._typed()  # the box shows the last seed drawn: that is the seed from now on
@@ -211,17 +237,20 @@ class SeedField(Field):
     def _reuse(self) -> None:
         if self.last_seed is None:
             return
+        seed = self.last_seed
         self.random.setChecked(False)
-        self.edit.setText(str(self.last_seed))
-        self._emit(self.last_seed)
+        self.edit.setText(str(seed))
+        self._emit(seed)
 
     def next_seed(self, current: int) -> int:
-        """The seed for the next run: a fresh random one when Random is on, else `current`."""
-        seed = random.randint(0, 2**32 - 1) if self.random.isChecked() else int(current)
-        self.last_seed = seed
+        """The seed for the next run (from the bound policy), shown in the box."""
+        if self.rules is None:
+            from studio.ui.prompt_panel import _Rules
+
+            self.bind(_Rules(random_seed=self.random.isChecked()))
+        seed = self.rules.next_seed(current)
         self.edit.setText(str(seed))  # so a drawn seed can be read (and copied) from the box
-        self.reuse.setEnabled(True)
-        self.reuse.setToolTip(f"Use seed {seed} again")
+        self._show_last()
         return seed
 
     def set_value(self, value: Any) -> None:

@@ -22,10 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.engine.recommended import DEFAULT_CFG, recommended
-from studio.engine.sizes import config_native_size, native_size
 from studio.graph.document import Graph
-from studio.nodes.defaults import default_workflow
 from studio.nodes.registry import specs
 from studio.runtime.remote.backend import servers_or_problem
 from studio.settings import Settings, config_dir
@@ -35,6 +32,8 @@ from studio.ui.canvas import Canvas
 from studio.ui.collector import GuiThreadCollector
 from studio.ui.document import WorkflowDocument
 from studio.ui.gallery import Gallery
+from studio.ui.generation import GenerationModel
+from studio.ui.layers_panel import LayersPanel
 from studio.ui.menus import build_menus
 from studio.ui.models import ModelList
 from studio.ui.node_editor import NodeEditor
@@ -53,11 +52,10 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("Studio")
         self.setAcceptDrops(True)
         self.settings = settings if settings is not None else Settings.load()
-        self.mode = mode
         self._closing = False
-        self._loading = False
-        self._needs_native_size = False
-        self._recommended_cfg: float | None = None  # the model's CFG last put in the workflow
+        self._nodes_fitted = False
+        self.panel: PromptPanel | None = None
+        self.generation = GenerationModel(self, mode)
         self.collector = GuiThreadCollector(self)
         self.background = Background(self)
         self.models = ModelList(self.background, self)
@@ -94,7 +92,7 @@ class MainWindow(QMainWindow):
         column.addWidget(self.tabs, 1)
         self.setCentralWidget(centre)
 
-        self.panel = PromptPanel(self.document, self.models)
+        self.panel = PromptPanel(self.document, self.models, self.generation)
         self.panel.set_mode(mode)
         self.panel.setMinimumWidth(340)
         self.panel_dock = self._dock(
@@ -105,6 +103,10 @@ class MainWindow(QMainWindow):
         self.gallery_dock = self._dock(
             "Gallery", "gallery", self.gallery, Qt.DockWidgetArea.RightDockWidgetArea
         )
+        self.layers_panel = LayersPanel(self.canvas)
+        self.layers_dock = self._dock(
+            "Layers", "layers", self.layers_panel, Qt.DockWidgetArea.RightDockWidgetArea
+        )
         self.resizeDocks(
             [self.panel_dock, self.gallery_dock], [360, 170], Qt.Orientation.Horizontal
         )
@@ -114,11 +116,14 @@ class MainWindow(QMainWindow):
         self.session = Session(self)
         build_menus(self)
         self._connect()
+        self.generation.bind()
         self.models.scan(self.settings.model_folders)
         self.models.scan_servers(self.bridge.servers)
         self.gallery.load(self.settings.output_path)
-        if self._needs_native_size and self._model_path():
-            self.apply_native_size(self._model_path())
+        if self.generation.needs_native_size and self.generation.model_path():
+            self.apply_native_size(self.generation.model_path())
+        elif self.generation.model_path():
+            self.generation.apply_native_size(self.generation.model_path())
         self._restore_geometry()
 
     # -- building --------------------------------------------------------------------------
@@ -142,11 +147,12 @@ class MainWindow(QMainWindow):
         self.panel.generateRequested.connect(session.generate)
         self.panel.cancelRequested.connect(session.cancel)
         self.panel.modelChosen.connect(self.apply_native_size)
-        self.panel.modelChosen.connect(self.apply_recommended)
+        self.panel.modelChosen.connect(self.generation.apply_recommended)
         self.progress.cancelRequested.connect(session.cancel)
         self.gallery.openRequested.connect(session.open_path)
         self.gallery.restoreRequested.connect(session.restore_parameters)
         self.canvas.fileDropped.connect(session.open_path)
+        self.canvas.stagingChanged.connect(session.staging_changed)
         self.node_editor.message.connect(lambda text: self.statusBar().showMessage(text, 6000))
         bridge.busyChanged.connect(session.busy_changed)
         bridge.nodeStarted.connect(session.node_started)
@@ -162,6 +168,19 @@ class MainWindow(QMainWindow):
             shortcut.activated.connect(session.generate)
         escape = QShortcut(QKeySequence("Esc"), self)
         escape.activated.connect(session.cancel)
+        # Staged results answer these wherever focus is (plain Enter and Backspace only in the
+        # canvas, so they never edit the prompt instead).
+        for keys, slot in (
+            (("Alt+Return", "Alt+Enter"), self.canvas.accept_staged),
+            (("Alt+Backspace", "Alt+Delete"), self.canvas.discard_staged),
+            (("Alt+Right",), self.canvas.next_staged),
+            (("Alt+Left",), self.canvas.previous_staged),
+        ):
+            for key in keys:
+                shortcut = QShortcut(QKeySequence(key), self)
+                shortcut.setContext(Qt.ShortcutContext.WindowShortcut)
+                shortcut.activated.connect(slot)
+        self.tabs.currentChanged.connect(self._tab_changed)
         self.tabs.currentChanged.connect(lambda _: self._follow_focus())
         QApplication.instance().focusChanged.connect(self._focus_changed)
 
@@ -180,113 +199,33 @@ class MainWindow(QMainWindow):
 
     # -- the workflow ----------------------------------------------------------------------
 
+    @property
+    def mode(self) -> str:
+        return self.generation.mode
+
     def fresh_workflow(self, mode: str, previous: Graph | None = None) -> Graph:
-        """Mode `mode`'s default workflow, with what the user set in `previous` carried over.
-
-        A workflow that makes a new image starts at the model's native size, unless the
-        previous one made new images too (then its size carries over). With no previous one,
-        it starts at the CFG scale the model recommends, if it recommends one.
-        """
-        graph = default_workflow(mode)
-        if previous is not None:
-            exposed = {(e.node, e.param) for e in previous.exposed}
-            for node in graph.nodes.values():
-                old = previous.nodes.get(node.id)
-                if old is None or old.type != node.type:
-                    continue
-                for name, value in old.params.items():
-                    if (node.id, name) in exposed or node.type == "LoadCheckpoint":
-                        node.params[name] = value
-        for node in graph.find("LoadCheckpoint"):
-            if not node.params.get("path"):
-                node.params["path"] = self.models.default_path(self.settings.default_model)
-        models = graph.find("LoadCheckpoint")
-        if previous is None and models:
-            self._recommended_cfg = recommended(models[0].params["path"]).get("cfg_scale")
-            for sample in graph.find("Sample"):
-                sample.params["cfg_scale"] = (
-                    DEFAULT_CFG if self._recommended_cfg is None else self._recommended_cfg
-                )
-        self._needs_native_size = bool(graph.find("EmptyLatent")) and not (
-            previous is not None and previous.find("EmptyLatent")
-        )
-        if self._needs_native_size:
-            size = self._known_native_size(graph)
-            if size:
-                for latent in graph.find("EmptyLatent"):
-                    latent.params.update(width=size, height=size)
-                self._needs_native_size = False
-        return graph
-
-    def _known_native_size(self, graph: Graph) -> int | None:
-        """The model's native size when its configs tell it (no weights read, no torch)."""
-        for node in graph.find("LoadCheckpoint"):
-            path, config = node.params.get("path", ""), node.params.get("config", "")
-            if config:
-                return config_native_size(config)
-            if path and Path(path).is_dir():
-                return config_native_size(path)
-        return None
-
-    def _model_path(self) -> str:
-        models = self.document.graph.find("LoadCheckpoint")
-        return str(models[0].params.get("path", "")) if models else ""
+        return self.generation.fresh_workflow(mode, previous)
 
     def switch_mode(self, mode: str) -> None:
         """Load the default workflow of `mode`, keeping prompts, model, seed and the like."""
-        self.panel.set_mode(mode)
-        if mode == self.mode:
-            return
-        self.load_graph(self.fresh_workflow(mode, self.document.graph), mode)
-        if self._needs_native_size and self._model_path():
-            # A single-file model: its size needs its weights' shapes, read off the GUI thread.
-            self.panel.size_by_hand = False
-            self.apply_native_size(self._model_path())
-        self.statusBar().showMessage(f"{self.document.graph.name} workflow", 3000)
+        self.generation.switch_mode(mode)
 
     def load_graph(self, graph: Graph, mode: str = "") -> None:
         """Show `graph` in the panel and node editor; `mode` is the default workflow it is, if any."""
-        self._loading = True
-        try:
-            self.mode = mode
-            self.panel.set_mode(mode)
-            self.document.replace(graph)
-        finally:
-            self._loading = False
+        self.generation.load_graph(graph, mode)
 
     def _graph_replaced(self) -> None:
-        # Another workflow came in from elsewhere (the node editor's Open): no mode is current.
-        if not self._loading:
-            self.mode = ""
-            self.panel.set_mode("")
+        self.generation.graph_replaced_from_elsewhere()
 
     def apply_native_size(self, path: str) -> None:
         """Set the size to the model's native one, unless the user chose a size by hand."""
+        self.generation.apply_native_size(path)
 
-        def done(size: int | None) -> None:
-            # Stale when the model changed meanwhile, or when the user set a size.
-            if not size or self.panel.size_by_hand or self._model_path() != path:
-                return
-            for latent in self.document.graph.find("EmptyLatent"):
-                self.document.set_param(latent.id, "width", size)
-                self.document.set_param(latent.id, "height", size)
-
-        if Path(path).is_dir():
-            done(config_native_size(path))
-        else:
-            self.background.run(lambda: native_size(path), done)
-
-    def apply_recommended(self, path: str) -> None:
-        """Set the CFG scale the newly chosen model recommends. A model that recommends none
-        gets the usual default back, unless the user changed the last model's value."""
-        cfg = recommended(path).get("cfg_scale")
-        for sample in self.document.graph.find("Sample"):
-            if cfg is not None:
-                self.document.set_param(sample.id, "cfg_scale", cfg)
-            elif self._recommended_cfg is not None:
-                if self.document.param_value(sample.id, "cfg_scale") == self._recommended_cfg:
-                    self.document.set_param(sample.id, "cfg_scale", DEFAULT_CFG)
-        self._recommended_cfg = cfg
+    def _tab_changed(self, index: int) -> None:
+        if self.tabs.widget(index) is self.node_editor and not self._nodes_fitted:
+            # The first look at the graph shows all of it.
+            self._nodes_fitted = True
+            self.node_editor.fit()
 
     def show_message(self, text: str, error: bool = True) -> None:
         """Tell the user something without a modal dialog: a banner and the status bar."""
@@ -347,10 +286,10 @@ class MainWindow(QMainWindow):
         stored.setValue("geometry", self.saveGeometry())
         stored.setValue("state", self.saveState())
         stored.sync()
-        # Cancel the running job (it stops within a step) and wait for the worker to stop.
-        if self.bridge.busy:
-            self.statusBar().showMessage("Cancelling…")
-        self.bridge.shutdown()
+        # Cancel the running job (it stops within a step) without waiting for it here: a model
+        # still loading cannot be interrupted, and the GUI thread must not block on it.
+        # studio.ui.app waits a moment for the worker after the loop, then leaves it behind.
+        self.bridge.shutdown(timeout=0.0)
         self.background.close()
         self.collector.stop()
         event.accept()

@@ -8,6 +8,7 @@ from PySide6.QtGui import QAction, QKeySequence, QUndoGroup
 from PySide6.QtWidgets import QFileDialog
 
 from studio.errors import StudioError
+from studio.ui import canvas_actions
 
 if TYPE_CHECKING:
     from studio.ui.main_window import MainWindow
@@ -30,8 +31,10 @@ def build_menus(window: MainWindow) -> None:
     action(file, "&Open image…", session.open_dialog, QKeySequence.StandardKey.Open)
     action(file, "Paste image", session.paste, "Ctrl+Shift+V")
     action(file, "&Export image…", session.export, "Ctrl+E")
+    action(file, "Save &layered (.ora)…", lambda: canvas_actions.save_layered(window), "Ctrl+Shift+S")
     file.addSeparator()
     action(file, "Open &workflow…", lambda: open_workflow(window), "Ctrl+Shift+O")
+    action(file, "&Import ComfyUI workflow…", lambda: import_dialog(window))
     action(file, "&Save workflow…", lambda: save_workflow(window), QKeySequence.StandardKey.Save)
     action(file, "Restore parameters from image…", lambda: restore_dialog(window))
     file.addSeparator()
@@ -46,12 +49,21 @@ def build_menus(window: MainWindow) -> None:
     undo = window.undo_group.createUndoAction(window, "&Undo")
     undo.setShortcut(QKeySequence.StandardKey.Undo)
     redo = window.undo_group.createRedoAction(window, "&Redo")
-    redo.setShortcut(QKeySequence.StandardKey.Redo)
+    # Ctrl+Shift+Z as well as the platform's own (Ctrl+Y on Windows), as in the node editor.
+    redo_keys = QKeySequence.keyBindings(QKeySequence.StandardKey.Redo)
+    if QKeySequence("Ctrl+Shift+Z") not in redo_keys:
+        redo_keys.append(QKeySequence("Ctrl+Shift+Z"))
+    redo.setShortcuts(redo_keys)
     edit.addAction(undo)
     edit.addAction(redo)
     edit.addSeparator()
     action(edit, "Clear mask", canvas.clear_mask)
     action(edit, "Invert mask", canvas.invert_mask)  # Ctrl+I on the canvas
+
+    image = bar.addMenu("&Image")
+    action(image, "&Expand canvas (outpaint)…", lambda: canvas_actions.expand_canvas(window), "Ctrl+Alt+C")
+    for name in ("fit_region", "whole_region", "grow_mask", "shrink_mask"):
+        image.addAction(canvas.action(name))
 
     run = bar.addMenu("&Generate")
     action(run, "&Generate", session.generate)  # Ctrl+Enter is a window shortcut
@@ -78,6 +90,10 @@ def build_menus(window: MainWindow) -> None:
     view.addSeparator()
     view.addAction(window.panel_dock.toggleViewAction())
     view.addAction(window.gallery_dock.toggleViewAction())
+    view.addAction(window.layers_dock.toggleViewAction())
+
+    help_menu = bar.addMenu("&Help")
+    action(help_menu, "&Keyboard shortcuts", lambda: canvas_actions.show_shortcuts(window), "F1")
 
 
 def open_workflow(window: MainWindow) -> None:
@@ -85,6 +101,30 @@ def open_workflow(window: MainWindow) -> None:
     if path:
         # Problems are shown by the node editor; the window then shows no mode as current.
         window.node_editor.open_workflow(path)
+
+
+def import_dialog(window: MainWindow) -> None:
+    path, _ = QFileDialog.getOpenFileName(
+        window, "Import ComfyUI workflow", "", "ComfyUI workflows (*.json *.png);;All files (*)"
+    )
+    if path:
+        import_workflow(window, path)
+
+
+def import_workflow(window: MainWindow, path: str) -> bool:
+    """Import a ComfyUI workflow (API-format JSON, or a PNG ComfyUI saved) into the window."""
+    from pathlib import Path
+
+    from studio.nodes.workflow_files import load_any_workflow
+
+    try:
+        graph = load_any_workflow(Path(path))
+    except StudioError as error:
+        window.show_message(f"Import: {error}")
+        return False
+    window.load_graph(graph)
+    window.show_message(f'Imported "{graph.name or Path(path).stem}".', error=False)
+    return True
 
 
 def save_workflow(window: MainWindow) -> None:

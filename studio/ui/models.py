@@ -181,3 +181,9 @@ class ModelField(Field):
     def set_value(self, value: Any) -> None:
         self._value = str(value or "")
         self._fill()
+
+    def detach(self) -> None:
+        try:
+            self.models.changed.disconnect(self._fill)
+        except (RuntimeError, TypeError):
+            pass

@@ -34,8 +34,8 @@ class ProgressStrip(QWidget):
         row.addWidget(self.cancel_button)
         self.setVisible(False)
 
-    def start(self) -> None:
-        self.label.setText("Starting…")
+    def start(self, text: str = "Starting…") -> None:
+        self.label.setText(text)
         self.bar.setRange(0, 0)  # busy until the first step is known
         self.cancel_button.setEnabled(True)
         self.setVisible(True)

@@ -8,7 +8,8 @@ from the document's signals, so the node editor and this panel always agree.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -30,6 +31,9 @@ from studio.ui.document import WorkflowDocument
 from studio.ui.fields import Field, SeedField, make_field
 from studio.ui.models import ModelField, ModelList
 
+if TYPE_CHECKING:
+    from studio.ui.generation import GenerationModel
+
 log = logging.getLogger(__name__)
 
 MODES = (
@@ -50,14 +54,19 @@ class PromptPanel(QWidget):
     modelChosen = Signal(str)
 
     def __init__(
-        self, document: WorkflowDocument, models: ModelList, parent: QWidget | None = None
+        self,
+        document: WorkflowDocument,
+        models: ModelList,
+        generation: GenerationModel | None = None,
+        parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self.document = document
         self.models = models
+        # The rules (seed policy, size chosen by hand...) live in the presentation model; a
+        # panel made on its own (in tests) gets one of its own state only.
+        self.generation = generation if generation is not None else _Rules()
         self.fields: dict[tuple[str, str], Field] = {}
-        # Once the user sets a size, choosing a model no longer resets it to the model's own.
-        self.size_by_hand = False
         self._exposed_key: tuple = ()
 
         self.mode_group = QButtonGroup(self)
@@ -125,6 +134,15 @@ class PromptPanel(QWidget):
 
     # -- public --------------------------------------------------------------------------------
 
+    @property
+    def size_by_hand(self) -> bool:
+        """Once the user sets a size, choosing a model no longer resets it to the model's own."""
+        return self.generation.size_by_hand
+
+    @size_by_hand.setter
+    def size_by_hand(self, value: bool) -> None:
+        self.generation.size_by_hand = value
+
     def set_mode(self, mode: str) -> None:
         """Show `mode` as the selected one (without asking for a switch); "" selects none."""
         # An exclusive group refuses to uncheck its last button: lift that for a moment.
@@ -150,12 +168,10 @@ class PromptPanel(QWidget):
     # -- building the form ---------------------------------------------------------------------
 
     def rebuild(self) -> None:
-        # A mode switch keeps the random switch and the last seed (read before the rows go).
-        old_seeds = {
-            key[0]: (f.random.isChecked(), f.last_seed)
-            for key, f in self.fields.items()
-            if isinstance(f, SeedField)
-        }
+        for old in self.fields.values():
+            # Its widget goes with the row; the field must stop listening (to the model list).
+            old.detach()
+            old.deleteLater()
         while self.form.rowCount():
             self.form.removeRow(0)
         self.fields = {}
@@ -173,10 +189,8 @@ class PromptPanel(QWidget):
             else:
                 field = make_field(param)
             field.setParent(self)
-            if isinstance(field, SeedField) and exposed.node in old_seeds:
-                randomly, field.last_seed = old_seeds[exposed.node]
-                field.random.setChecked(randomly)
-                field.reuse.setEnabled(field.last_seed is not None)
+            if isinstance(field, SeedField):
+                field.bind(self.generation)
             placeholder = PLACEHOLDERS.get(exposed.node)
             if placeholder and hasattr(field.widget, "setPlaceholderText"):
                 field.widget.setPlaceholderText(placeholder)
@@ -255,3 +269,19 @@ def _followed_by_height(exposed: list, item) -> bool:
     index = exposed.index(item)
     following = exposed[index + 1] if index + 1 < len(exposed) else None
     return following is not None and (following.node, following.param) == (item.node, "height")
+
+
+@dataclass
+class _Rules:
+    """The part of the presentation model a panel reads, for a panel made without one."""
+
+    size_by_hand: bool = False
+    random_seed: bool = False
+    last_seed: int | None = None
+
+    def next_seed(self, current: int) -> int:
+        from studio.graph.spec import random_seed
+
+        seed = random_seed() if self.random_seed else int(current)
+        self.last_seed = seed
+        return seed

@@ -13,14 +13,14 @@ from PySide6.QtGui import QImage
 from PySide6.QtWidgets import QApplication, QFileDialog
 
 from studio.errors import StudioError
-from studio.ui import restore
+from studio.ui import placement, restore
 
 if TYPE_CHECKING:
     from studio.ui.main_window import MainWindow
 
 log = logging.getLogger(__name__)
 
-IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff);;All files (*)"
+IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.webp *.bmp *.tif *.tiff *.ora);;All files (*)"
 
 
 class Session:
@@ -31,6 +31,8 @@ class Session:
         # the whole image).
         self.result_rect: tuple[int, int, int, int] | None = None
         self._fit_preview = False
+        self._names = ""  # what accepted results are called: the prompt
+        self._first_job = True
         self._staged_saved = True  # whether every staged result was saved to the gallery
 
     # -- running ---------------------------------------------------------------------------
@@ -41,7 +43,7 @@ class Session:
         canvas, graph = window.canvas, window.document.graph
         inputs: dict[str, Any] = {}
         for node in graph.find("CanvasImage"):
-            image = canvas.image() if canvas.has_image() else None
+            image = canvas.generation_image() if canvas.has_image() else None
             if image is None:
                 window.show_message(
                     "This workflow starts from the canvas image: open, paste or drop an image first."
@@ -60,26 +62,47 @@ class Session:
         seeds = []
         for node_id, param, field in window.panel.seed_fields():
             seed = field.next_seed(window.document.param_value(node_id, param))
+            # The panel, the node editor and the job all show the seed that is used.
+            window.document.show_param(node_id, param, seed)
             graph.set_param(node_id, param, seed)
             seeds.append(seed)
+        self._resolve_region(graph)
         window.message.setVisible(False)
         window.node_editor.clear_status()
         self.result_rect = self._result_rect(graph)
-        canvas.set_preview_rect(self.result_rect)
+        preview_rect, clip = placement.preview_area(graph, canvas, inputs.get("mask"), window)
+        canvas.set_preview_rect(preview_rect)
+        canvas.set_preview_clip(clip)
         self._fit_preview = not canvas.has_image()
+        self._names = placement.layer_names(graph)
         window.bridge.submit(graph, inputs)
         seed_note = f" (seed {seeds[0]})" if seeds else ""
         window.statusBar().showMessage(f"Generating{seed_note}…")
 
+    def _resolve_region(self, graph) -> None:
+        """Write the region the job works on as numbers, so its PNG says exactly what was done."""
+        size = self.window.canvas.image_size()
+        for node in graph.find("Region"):
+            if size is not None and not (node.params.get("width") and node.params.get("height")):
+                node.params.update(x=0, y=0, width=size[0], height=size[1])
+
     def _result_rect(self, graph) -> tuple[int, int, int, int] | None:
-        # A new image (text to image) has its own size: show it at that size from the top left
-        # corner rather than stretched over a picture of another size.
+        # A new image with no region (an empty canvas, or a workflow without one) has its own
+        # size: show it at that size from the top left corner.
+        if graph.find("Region") and self.window.canvas.has_image():
+            return None
         for node in graph.find("EmptyLatent"):
             width = int(node.params.get("width", 512))
             height = int(node.params.get("height", 512))
             if self.window.canvas.image_size() != (width, height):
                 return (0, 0, width, height)
         return None
+
+    def staging_changed(self) -> None:
+        """Results accepted or discarded: the status bar no longer says they wait."""
+        bar = self.window.statusBar()
+        if self.window.canvas.staged_count() == 0 and "staged" in bar.currentMessage():
+            bar.clearMessage()
 
     def cancel(self) -> None:
         if self.window.bridge.busy:
@@ -90,7 +113,9 @@ class Session:
         window = self.window
         window.panel.set_busy(busy)
         if busy:
-            window.progress.start()
+            # The first job imports the engine and loads the model before its first step.
+            window.progress.start("Loading the model…" if self._first_job else "Starting…")
+            self._first_job = False
         else:
             window.progress.stop()
             window.node_editor.set_running(None)
@@ -119,7 +144,7 @@ class Session:
         for _image, _params, path in reversed(results):
             if path is not None:
                 window.gallery.add(path)
-        if images and self._is_enlargement(images[0]):
+        if images and not placement.placed(results) and self._is_enlargement(images[0]):
             # An upscale replaces the picture with a bigger one (undoable) rather than staging
             # a result that would be squeezed back into the old picture's size.
             dropped = self._dropped_results_note()
@@ -131,7 +156,9 @@ class Session:
             )
         elif images:
             self._staged_saved = all(path is not None for _image, _params, path in results)
-            window.canvas.stage(images, self.result_rect)
+            rect = placement.result_rect(results, self.result_rect)
+            names = [placement.layer_name(params, self._names) for _i, params, _p in results]
+            window.canvas.stage(images, rect, names)
             window.tabs.setCurrentWidget(window.canvas)
             window.statusBar().showMessage(
                 f"{len(images)} result(s) staged: accept to keep on the canvas, or discard.", 10000
@@ -156,6 +183,12 @@ class Session:
 
     def open_path(self, path: str) -> None:
         from studio.formats.images import load_image
+
+        if path.lower().endswith(".ora"):
+            from studio.ui.canvas_actions import open_layered
+
+            open_layered(self.window, path)
+            return
 
         try:
             image = load_image(Path(path))

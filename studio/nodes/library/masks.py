@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from studio.graph.spec import BOOL, IMAGE, INT, MASK, MODEL, REGION, NodeSpec, Param, Port
+from studio.graph.spec import BOOL, ENUM, IMAGE, INT, MASK, MODEL, REGION, NodeSpec, Param, Port
 from studio.nodes.context import RunContext
 from studio.nodes.registry import node
 from studio.nodes.values import Picture
+
+OUTPUTS = ("whole image", "changed area")
 
 
 def _mask_node(type_: str, title: str, *params: Param, description: str = "") -> NodeSpec:
@@ -92,13 +94,21 @@ def crop_to_mask(ctx: RunContext, inputs, params):
     from studio.engine.masks import crop_for_work, masked_region
 
     picture, mask = inputs["image"][0], inputs["mask"]
-    if not params["enabled"]:
-        return {"image": (picture,), "mask": mask, "region": None}
     model = inputs.get("model")
     target = model.native_size if model is not None else params["resolution"]
-    region = masked_region(mask, picture.image.size, padding=params["padding"], target=target)
+    if params["enabled"]:
+        region = masked_region(mask, picture.image.size, padding=params["padding"], target=target)
+    else:
+        # The whole picture, at the model's size: a large photo costs what a small one does.
+        from studio.engine.region import region_for
+
+        region = region_for((0, 0, *picture.image.size), target)
     image, work_mask = crop_for_work(picture.image, mask, region)
-    return {"image": (Picture(image, picture.params),), "mask": work_mask, "region": region}
+    return {
+        "image": (Picture(image, picture.params, picture.origin),),
+        "mask": work_mask,
+        "region": region,
+    }
 
 
 @node(
@@ -113,7 +123,20 @@ def crop_to_mask(ctx: RunContext, inputs, params):
             Port("region", REGION, optional=True),
         ),
         outputs=(Port("image", IMAGE),),
-        params=(Param("color_match", BOOL, False, label="Colour match"),),
+        params=(
+            Param("color_match", BOOL, False, label="Colour match"),
+            Param(
+                "output",
+                ENUM,
+                "whole image",
+                choices=OUTPUTS,
+                hints={
+                    "advanced": True,
+                    "tooltip": "'changed area': only the generated part, placed on the canvas "
+                    "where it belongs (fast on large photos)",
+                },
+            ),
+        ),
         description="Pastes the generated pixels into the original through the mask; "
         "everything outside the mask stays exactly as it was.",
     )
@@ -121,8 +144,10 @@ def crop_to_mask(ctx: RunContext, inputs, params):
 def inpaint_composite(ctx: RunContext, inputs, params):
     from studio.engine.masks import composite, match_colors, paste_back
 
-    original = inputs["original"][0].image.convert("RGB")
+    source = inputs["original"][0]
+    original = source.image.convert("RGB")
     mask, region = inputs["mask"], inputs.get("region")
+    changed_only = params["output"] == "changed area" and region is not None
     out = []
     for picture in inputs["generated"]:
         if region is not None:
@@ -136,6 +161,11 @@ def inpaint_composite(ctx: RunContext, inputs, params):
             if params["color_match"]:
                 generated = match_colors(generated, original, mask)
             image = composite(original, generated, mask)
+        left, top = source.origin
+        if changed_only:
+            # Outside the region's box every pixel is the original's: only the box is news.
+            image = image.crop(region.box)
+            left, top = left + region.box[0], top + region.box[1]
         out.append(
             picture.with_image(
                 image,
@@ -143,6 +173,7 @@ def inpaint_composite(ctx: RunContext, inputs, params):
                 width=image.width,
                 height=image.height,
                 color_match=params["color_match"],
+                canvas_region=(left, top, image.width, image.height),
             )
         )
     return {"image": tuple(out)}

@@ -12,6 +12,7 @@ from studio.graph.spec import (
     LATENT,
     MASK,
     MODEL,
+    REGION,
     SEED,
     TEXT,
     NodeSpec,
@@ -46,6 +47,7 @@ def prompt(ctx: RunContext, inputs, params):
         type="EmptyLatent",
         title="Empty latent",
         category="Latent",
+        inputs=(Port("region", REGION, optional=True),),
         outputs=(Port("latent", LATENT),),
         params=(
             Param("width", INT, 512, **SIZE),
@@ -57,7 +59,10 @@ def prompt(ctx: RunContext, inputs, params):
 def empty_latent(ctx: RunContext, inputs, params):
     from studio.engine.latents import Latent
 
-    return {"latent": Latent(params["width"], params["height"], params["batch_size"])}
+    area = inputs.get("region")
+    # A generation region decides the size: its shape at the model's size.
+    width, height = area.work_size if area is not None else (params["width"], params["height"])
+    return {"latent": Latent(width, height, params["batch_size"])}
 
 
 @node(

@@ -20,6 +20,9 @@ STAGING_KEYS = {
 }
 
 
+TOOL_NAMES = ("brush", "eraser", "pan", "region", "rectangle", "ellipse", "lasso")
+
+
 def make_actions(canvas: Canvas) -> dict[str, QAction]:
     """Create the canvas's actions on `canvas`, by name.
 
@@ -36,6 +39,63 @@ def make_actions(canvas: Canvas) -> dict[str, QAction]:
             "Drag the view (or hold Space, or drag with the middle button)",
             ["H"],
             lambda: canvas.set_tool("pan"),
+        ),
+        (
+            "region",
+            "Region",
+            "Move or resize the generation region (drag inside it or its handles; drag "
+            "outside it for a new one)",
+            ["G"],
+            lambda: canvas.set_tool("region"),
+        ),
+        (
+            "rectangle",
+            "Rectangle",
+            "Select a rectangle (Shift adds to the mask, Alt subtracts)",
+            ["M"],
+            lambda: canvas.set_tool("rectangle"),
+        ),
+        (
+            "ellipse",
+            "Ellipse",
+            "Select an ellipse (Shift adds to the mask, Alt subtracts)",
+            ["O"],
+            lambda: canvas.set_tool("ellipse"),
+        ),
+        (
+            "lasso",
+            "Lasso",
+            "Select a free shape (Shift adds to the mask, Alt subtracts)",
+            ["L"],
+            lambda: canvas.set_tool("lasso"),
+        ),
+        (
+            "fit_region",
+            "Fit region to mask",
+            "Make the generation region the mask's area plus some context",
+            ["Shift+G"],
+            canvas.fit_region_to_mask,
+        ),
+        (
+            "whole_region",
+            "Whole picture",
+            "Make the generation region the whole picture",
+            ["Alt+G"],
+            canvas.reset_region,
+        ),
+        (
+            "grow_mask",
+            "Grow mask",
+            "Grow the mask by 8 pixels",
+            ["Ctrl+]"],
+            lambda: canvas.grow_mask(8),
+        ),
+        (
+            "shrink_mask",
+            "Shrink mask",
+            "Shrink the mask by 8 pixels",
+            ["Ctrl+["],
+            lambda: canvas.grow_mask(-8),
         ),
         ("clear_mask", "Clear", "Remove the whole mask", [], canvas.clear_mask),
         (
@@ -91,7 +151,7 @@ def make_actions(canvas: Canvas) -> dict[str, QAction]:
         canvas.addAction(action)
         actions[name] = action
     tools = QActionGroup(canvas)
-    for name in ("brush", "eraser", "pan"):
+    for name in TOOL_NAMES:
         actions[name].setCheckable(True)
         tools.addAction(actions[name])
     bind_staging_keys(actions, False)

@@ -25,6 +25,16 @@ class Layer:
     image: QImage
     rect: QRect
     visible: bool = True
+    opacity: float = 1.0  # 0..1
+
+    def hides_below(self, area: QRect) -> bool:
+        """Whether this layer alone decides every pixel of `area` (opaque and covering it)."""
+        return (
+            self.visible
+            and self.opacity >= 1.0
+            and self.rect.contains(area)
+            and not self.image.hasAlphaChannel()
+        )
 
 
 @dataclass(frozen=True)
@@ -131,13 +141,19 @@ class Picture(QObject):
         """The visible layers composited at canvas size (black where none covers)."""
         if self.size is None:
             return None
-        visible = [layer for layer in self.layers if layer.visible]
+        return self.flatten(self.layers)
+
+    def flatten(self, layers: tuple[Layer, ...]) -> QImage | None:
+        """`layers` (the visible ones) composited at canvas size (black where none covers)."""
+        if self.size is None:
+            return None
+        visible = [layer for layer in layers if layer.visible]
         full = self.rect()
         if (
             len(visible) >= 1
+            and visible[-1].hides_below(full)
             and visible[-1].rect == full
             and visible[-1].image.size() == self.size
-            and not visible[-1].image.hasAlphaChannel()
         ):
             return visible[-1].image  # an opaque full-size top layer hides everything below
         result = QImage(self.size, QImage.Format.Format_RGB32)
@@ -145,6 +161,7 @@ class Picture(QObject):
         painter = QPainter(result)
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         for layer in visible:
+            painter.setOpacity(layer.opacity)
             painter.drawImage(layer.rect, layer.image)
         painter.end()
         return result

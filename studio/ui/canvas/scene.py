@@ -202,6 +202,7 @@ class PictureScene(QGraphicsScene):
                 self._pixmaps[key] = QPixmap.fromImage(layer.image)
             item = ImageItem(_Z_LAYERS + depth)
             item.set_pixmap(self._pixmaps[key], QRectF(layer.rect))
+            item.setOpacity(layer.opacity)
             self.addItem(item)
             self._layer_items.append(item)
         self._sync_occlusion()
@@ -243,7 +244,6 @@ def _layers_on_show(picture: Picture) -> list[Layer]:
     visible = [layer for layer in picture.layers if layer.visible]
     full = picture.rect()
     for index in range(len(visible) - 1, -1, -1):
-        layer = visible[index]
-        if layer.rect.contains(full) and not layer.image.hasAlphaChannel():
+        if visible[index].hides_below(full):
             return visible[index:]
     return visible

@@ -5,6 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
+    QComboBox,
     QFrame,
     QHBoxLayout,
     QLabel,
@@ -39,14 +40,26 @@ class CanvasToolbar(QToolBar):
 
     sizeChosen = Signal(int)
     hardnessChosen = Signal(float)
+    operationChosen = Signal(str)
 
     def __init__(self, actions: dict[str, QAction], parent: QWidget | None = None) -> None:
         super().__init__("Canvas", parent)
         self.setMovable(False)
         self.setFloatable(False)
         self.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        for name in ("brush", "eraser", "pan"):
+        for name in ("brush", "eraser", "rectangle", "ellipse", "lasso", "region", "pan"):
             self.addAction(actions[name])
+        self.operation = QComboBox(self)
+        self.operation.addItems(["Replace", "Add", "Subtract"])
+        self.operation.setToolTip(
+            "What a rectangle, ellipse or lasso selection does to the mask "
+            "(Shift adds, Alt subtracts, whatever is chosen here)"
+        )
+        self.operation.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.operation.activated.connect(
+            lambda index: self.operationChosen.emit(("replace", "add", "subtract")[index])
+        )
+        self.addWidget(self.operation)
         self.addSeparator()
 
         self.addWidget(QLabel(" Size ", self))
@@ -78,6 +91,11 @@ class CanvasToolbar(QToolBar):
 
         self.addAction(actions["clear_mask"])
         self.addAction(actions["invert_mask"])
+        self.addAction(actions["grow_mask"])
+        self.addAction(actions["shrink_mask"])
+        self.addSeparator()
+        self.addAction(actions["fit_region"])
+        self.addAction(actions["whole_region"])
         spacer = QWidget(self)
         spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         self.addWidget(spacer)

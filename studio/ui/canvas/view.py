@@ -10,6 +10,7 @@ from PySide6.QtGui import (
     QKeyEvent,
     QMouseEvent,
     QPainter,
+    QPainterPath,
     QPen,
     QPixmap,
     QTransform,
@@ -22,7 +23,11 @@ from PySide6.QtWidgets import (
 
 from studio.ui.canvas.layers import Picture
 from studio.ui.canvas.mask import Stroke
+from studio.ui.canvas.region import RegionDrag, RegionFrame
 from studio.ui.canvas.scene import PictureScene
+from studio.ui.canvas.selection import SHAPES, shape_path
+
+TOOLS = ("brush", "eraser", "pan", "region", *SHAPES)
 
 BACKGROUND = QColor(35, 35, 38)
 HINT_COLOUR = QColor(150, 150, 155)
@@ -39,6 +44,8 @@ class CanvasView(QGraphicsView):
     """
 
     strokeFinished = Signal(object)
+    selectionFinished = Signal(object, str)  # QPainterPath in image pixels, operation
+    regionEdited = Signal(QRect)
     zoomChanged = Signal(float)
     filesDropped = Signal(list)
     imageDropped = Signal(QImage)
@@ -57,6 +64,13 @@ class CanvasView(QGraphicsView):
         self._cursor_pos: QPointF | None = None  # scene position of the brush outline
         self._cursor_rect = QRect()  # viewport area the outline was last drawn in
         self._fitted = True  # keep fitting on resize until the user zooms or pans
+        self.selection_operation = "replace"  # what a selection does without modifier keys
+        self._shape_points: list[QPointF] | None = None  # a selection being drawn
+        self._shape_operation = "replace"
+        self._region_drag: RegionDrag | None = None
+        self._mask_outline = QPainterPath()
+        self.region_frame = RegionFrame()
+        self._scene.addItem(self.region_frame)
 
         self.setRenderHints(QPainter.RenderHint.SmoothPixmapTransform)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
@@ -159,10 +173,20 @@ class CanvasView(QGraphicsView):
     # -- tools and mouse ------------------------------------------------------------------
 
     def set_tool(self, tool: str) -> None:
-        if tool not in ("brush", "eraser", "pan"):
-            raise ValueError(f"unknown canvas tool {tool!r}: use brush, eraser or pan")
+        if tool not in TOOLS:
+            raise ValueError(f"unknown canvas tool {tool!r}: use one of {', '.join(TOOLS)}")
         self.tool = tool
+        self.region_frame.set_editing(tool == "region")
         self._update_cursor()
+
+    def set_region_rect(self, rect: QRect) -> None:
+        """Show the generation region's frame (an empty rect hides it)."""
+        self.region_frame.set_rect(rect)
+
+    def set_mask_outline(self, path: QPainterPath) -> None:
+        """The mask's edge, drawn as a thin line over everything so it shows while painting."""
+        self._mask_outline = path
+        self.viewport().update()
 
     def set_brush(self, size: float, hardness: float) -> None:
         self.brush_size = size
@@ -182,6 +206,8 @@ class CanvasView(QGraphicsView):
             shape = Qt.CursorShape.OpenHandCursor
         elif self._painting_tool():
             shape = Qt.CursorShape.BlankCursor  # the brush outline is the cursor
+        elif self.tool in SHAPES or self.tool == "region":
+            shape = Qt.CursorShape.CrossCursor
         else:
             shape = Qt.CursorShape.ArrowCursor
         self.viewport().setCursor(shape)
@@ -199,6 +225,24 @@ class CanvasView(QGraphicsView):
                 self.picture.mask, self.brush_size, self.brush_hardness, self.tool == "eraser"
             )
             self._paint_to(event.position())
+        elif button == Qt.MouseButton.LeftButton and self.can_paint() and self.tool in SHAPES:
+            self._shape_points = [self._to_scene(event.position())]
+            modifiers = event.modifiers()
+            if modifiers & Qt.KeyboardModifier.ShiftModifier:
+                self._shape_operation = "add"
+            elif modifiers & Qt.KeyboardModifier.AltModifier:
+                self._shape_operation = "subtract"
+            else:
+                self._shape_operation = self.selection_operation
+        elif (
+            button == Qt.MouseButton.LeftButton
+            and self.tool == "region"
+            and self.picture.size is not None
+        ):
+            frame = self.region_frame.rect if self.region_frame.isVisible() else QRect()
+            self._region_drag = RegionDrag(
+                frame, self.picture.rect(), self._to_scene(event.position()), self.zoom()
+            )
         event.accept()
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
@@ -210,6 +254,15 @@ class CanvasView(QGraphicsView):
             self._fitted = False
         elif self._stroke is not None:
             self._paint_to(event.position())
+        elif self._shape_points is not None:
+            point = self._to_scene(event.position())
+            if self.tool == "lasso":
+                self._shape_points.append(point)
+            else:
+                self._shape_points[1:] = [point]
+            self.viewport().update()
+        elif self._region_drag is not None:
+            self.region_frame.set_rect(self._region_drag.move_to(self._to_scene(event.position())))
         self._cursor_pos = self._to_scene(event.position())
         self._cursor_moved()
         event.accept()
@@ -224,6 +277,19 @@ class CanvasView(QGraphicsView):
         elif self._stroke is not None and event.button() == Qt.MouseButton.LeftButton:
             self._paint_to(event.position())
             self.finish_stroke()
+        elif self._shape_points is not None and event.button() == Qt.MouseButton.LeftButton:
+            points, self._shape_points = self._shape_points, None
+            path = shape_path(self.tool, points)
+            if not path.isEmpty() and not path.boundingRect().isEmpty():
+                self.selectionFinished.emit(path, self._shape_operation)
+            self.viewport().update()
+        elif self._region_drag is not None and event.button() == Qt.MouseButton.LeftButton:
+            drag, self._region_drag = self._region_drag, None
+            drag.move_to(self._to_scene(event.position()))
+            rect = drag.finished()
+            self.region_frame.set_rect(drag.start_rect if rect is None else rect)
+            if rect is not None:
+                self.regionEdited.emit(rect)
         event.accept()
 
     def _paint_to(self, position: QPointF) -> None:
@@ -290,6 +356,7 @@ class CanvasView(QGraphicsView):
             self._cursor_rect = rect
 
     def drawForeground(self, painter: QPainter, rect: QRectF) -> None:
+        self._draw_selection_lines(painter)
         outline = QRectF(self._outline_rect())
         if outline.isEmpty():
             return
@@ -302,6 +369,28 @@ class CanvasView(QGraphicsView):
             painter.drawEllipse(outline.adjusted(-grow, -grow, grow, grow))
         centre = outline.center()
         painter.drawPoint(centre)
+        painter.restore()
+
+    def _draw_selection_lines(self, painter: QPainter) -> None:
+        """The mask's outline and the selection being drawn, as crisp dashed lines."""
+        paths = []
+        if not self._mask_outline.isEmpty() and not self.staging():
+            paths.append(self._mask_outline)
+        if self._shape_points is not None and len(self._shape_points) > 1:
+            paths.append(shape_path(self.tool, self._shape_points))
+        if not paths:
+            return
+        painter.save()
+        to_view = self.viewportTransform()
+        painter.resetTransform()
+        for path in paths:
+            mapped = to_view.map(path)
+            painter.setPen(QPen(QColor(0, 0, 0, 220), 1.0))
+            painter.drawPath(mapped)
+            dashed = QPen(QColor(255, 255, 255, 230), 1.0)
+            dashed.setStyle(Qt.PenStyle.DashLine)
+            painter.setPen(dashed)
+            painter.drawPath(mapped)
         painter.restore()
 
     def drawBackground(self, painter: QPainter, rect: QRectF) -> None:

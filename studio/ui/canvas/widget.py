@@ -21,16 +21,18 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 from studio.errors import ImageError
 from studio.ui.canvas.actions import bind_staging_keys, make_actions
 from studio.ui.canvas.commands import ChangePicture, EditMask, InvertMask
-from studio.ui.canvas.convert import pixels, qimage_from_array, qimage_from_pil
+from studio.ui.canvas.convert import pixels, qimage_from_pil
+from studio.ui.canvas.layer_edits import LayerEdits
 from studio.ui.canvas.layers import Layer, Picture, PictureState
 from studio.ui.canvas.mask import MaskPatch, Stroke, patch_between
 from studio.ui.canvas.toolbar import MAX_BRUSH_SIZE, CanvasToolbar, StagingBar
+from studio.ui.canvas.tools import CanvasTools
 from studio.ui.canvas.view import CanvasView
 
 RectLike = QRect | tuple[int, int, int, int] | None
 
 
-class Canvas(QWidget):
+class Canvas(QWidget, CanvasTools):
     """The picture being inpainted: image layers, a painted mask, live previews, staged results.
 
     Signals: imageChanged(), maskChanged(), stagingChanged(), fileDropped(str) (the window
@@ -47,6 +49,10 @@ class Canvas(QWidget):
     accept_staged(), discard_staged().
     View: fit(), actual_size(), zoom(); `view` is the CanvasView (for tests: send mouse
     events to canvas.view.viewport()).
+    Region (tools.py): region(), set_region(), fit_region_to_mask(), reset_region(), and the
+    signal regionEdited(rect | None) when the user moves it. Selections: apply_selection(),
+    grow_mask(). Outpainting: expand_canvas(). Layers: `layer_edits` (layer_edits.py),
+    layer_list(), generation_image() (the visible layers, or `source_layer` alone).
     Every edit of the picture goes through `undo_stack`; the window wires Ctrl+Z to it.
     Rects are (x, y, width, height) in image pixels.
     """
@@ -56,12 +62,14 @@ class Canvas(QWidget):
     stagingChanged = Signal()
     fileDropped = Signal(str)
     zoomChanged = Signal(float)
+    regionEdited = Signal(object)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.undo_stack = QUndoStack(self)
         self._picture = Picture(self)
         self._staged: list[QImage] = []
+        self._staged_names: list[str] = []
         self._staged_pixmaps: dict[int, QPixmap] = {}
         self._staged_index = 0
         self._staged_rect: QRect | None = None
@@ -70,6 +78,8 @@ class Canvas(QWidget):
         self._actions = make_actions(self)
         self.toolbar = CanvasToolbar(self._actions, self)
         self.view = CanvasView(self._picture, self)
+        self.layer_edits = LayerEdits(self._picture, self.undo_stack)
+        self._init_tools()
         # The staging bar floats over the bottom of the view rather than taking a row, so
         # staging a result never resizes the view under the user's pointer.
         self.staging_bar = StagingBar(self)
@@ -96,6 +106,7 @@ class Canvas(QWidget):
     def _connect_toolbar(self) -> None:
         bar, staging = self.toolbar, self.staging_bar
         bar.sizeChosen.connect(self.set_brush_size)
+        bar.operationChosen.connect(lambda op: setattr(self.view, "selection_operation", op))
         bar.hardnessChosen.connect(self.set_brush_hardness)
         staging.previous_button.clicked.connect(self.previous_staged)
         staging.next_button.clicked.connect(self.next_staged)
@@ -157,9 +168,13 @@ class Canvas(QWidget):
         """(name, visible) for each layer, bottom to top."""
         return [(layer.name, layer.visible) for layer in self._picture.layers]
 
+    def layer_list(self) -> tuple[Layer, ...]:
+        """The layers themselves (frozen values), bottom to top."""
+        return self._picture.layers
+
     def set_layer_visible(self, index: int, visible: bool) -> None:
-        """Show or hide a layer (not an undo step: it changes the view, not the pixels)."""
-        self._picture.set_layer_visible(index, visible)
+        """Show or hide a layer (one undo step)."""
+        self.layer_edits.set_visible(index, visible)
 
     def paste(self) -> None:
         """Open the clipboard's image (undoable); a copied file goes out as fileDropped."""
@@ -263,16 +278,23 @@ class Canvas(QWidget):
         if rgb is None:
             self.view.show_preview(None)
             return
-        pixmap = QPixmap.fromImage(qimage_from_array(np.ascontiguousarray(rgb[..., :3])))
+        pixmap = self._preview_pixmap(rgb, self._preview_rect)
         self.view.show_preview(pixmap, self._target(self._preview_rect))
 
     def set_preview_rect(self, rect: RectLike = None) -> None:
         """Where previews go, in image pixels (the whole image by default, or with None)."""
         self._preview_rect = _as_rect(rect)
 
-    def stage(self, images: Sequence[Image.Image], rect: RectLike = None) -> None:
-        """Show results awaiting accept/discard; `rect` places them (default: the whole image)."""
+    def stage(
+        self,
+        images: Sequence[Image.Image],
+        rect: RectLike = None,
+        names: Sequence[str] | None = None,
+    ) -> None:
+        """Show results awaiting accept/discard; `rect` places them (default: the whole image);
+        `names` are what their layers will be called when accepted."""
         self._staged = [qimage_from_pil(image) for image in images]
+        self._staged_names = list(names or [])
         self._staged_pixmaps = {}
         self._staged_index = 0
         self._staged_rect = _as_rect(rect)
@@ -310,7 +332,10 @@ class Canvas(QWidget):
         before = self._picture.state()
         size = self._picture.size or QSize(image.size())
         rect = self._staged_rect or QRect(0, 0, size.width(), size.height())
-        layer = Layer(self._next_result_name(), image, rect)
+        index = self._staged_index
+        names = self._staged_names
+        name = names[index] if index < len(names) and names[index] else self._next_result_name()
+        layer = Layer(name, image, rect)
         after = PictureState(size, (*self._picture.layers, layer), None)
         fresh = self._picture.size is None
         self._staged = []
