@@ -16,6 +16,7 @@ import io
 import json
 import struct
 import threading
+import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
@@ -58,6 +59,9 @@ class Behaviour:
     hang_after_start: bool = False  # accepts the job, says it started, then nothing
     die_at_step: int = 0  # the server stops at this step of its first job (0 = never)
     preview: bool = True
+    # Previews carry their step in the red channel (step * 8 % 256) and their send time is noted
+    # in `preview_sent`, so a bench can time a frame from the websocket to the window.
+    mark_previews: bool = False
 
 
 @dataclass
@@ -83,6 +87,8 @@ class FakeComfyUI:
     interrupts: list[Any] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     headers_seen: list[str] = field(default_factory=list)
+    preview_sent: list[tuple[float, int]] = field(default_factory=list)  # (perf_counter, step)
+    upload_count: int = 0
 
     def __post_init__(self) -> None:
         self.port = 0
@@ -258,6 +264,19 @@ class FakeComfyUI:
         problems = {}
         for node_id, entry in prompt.items():
             inputs = entry.get("inputs", {})
+            if entry["class_type"] == "LoadImage" and inputs.get("image") not in self._files:
+                problems[node_id] = {
+                    "errors": [
+                        {
+                            "type": "custom_validation_failed",
+                            "message": "Custom validation failed for node",
+                            "details": f"image - Invalid image file: {inputs.get('image')}",
+                            "extra_info": {},
+                        }
+                    ],
+                    "dependent_outputs": [],
+                    "class_type": "LoadImage",
+                }
             if entry["class_type"] == "CheckpointLoaderSimple" and (
                 inputs.get("ckpt_name") not in self.checkpoints
             ):
@@ -311,6 +330,7 @@ class FakeComfyUI:
         name = f"{subfolder}/{part.filename}" if subfolder else part.filename
         self._files[name] = image
         self.uploads[name] = image
+        self.upload_count += 1
         return web.json_response({"name": part.filename, "subfolder": subfolder, "type": "input"})
 
     async def _upload_mask(self, request: web.Request) -> web.Response:
@@ -424,7 +444,10 @@ class FakeComfyUI:
                         "progress",
                         {"value": step, "max": steps, "prompt_id": pid, "node": node_id},
                     )
-                    if self.behaviour.preview:
+                    if self.behaviour.mark_previews:
+                        self.preview_sent.append((time.perf_counter(), step))
+                        await self._send_preview(sid, (step * 8 % 256, 128, 128))
+                    elif self.behaviour.preview:
                         await self._send_preview(sid, colour)
                 picture = Image.new("RGB", size, colour)
             if class_type in ("SaveImage", "PreviewImage") and picture is not None:

@@ -219,6 +219,21 @@ def test_inpaint_uploads_image_and_mask_and_keeps_pixels_outside_the_mask(fake, 
     assert events[-1].images[0][1].mode == "inpaint"
 
 
+def test_the_same_canvas_is_uploaded_once_and_again_after_a_restart(fake, tmp_path, cpu):
+    image, mask = _canvas()
+    runtime = _runtime([fake], tmp_path, cpu)
+    for seed in (1, 2):
+        outcome = runtime.submit(inpaint(seed=seed), {"image": image, "mask": mask}).wait(TIMEOUT)
+        assert isinstance(outcome, JobFinished), outcome
+    assert fake.upload_count == 2  # the image and the mask, once
+    fake.restart()  # a fresh server: its input folder is empty
+    outcome = runtime.submit(inpaint(seed=3), {"image": image, "mask": mask}).wait(TIMEOUT)
+    runtime.shutdown()
+    assert isinstance(outcome, JobFinished), outcome
+    assert fake.upload_count == 4
+    assert tuple(np.asarray(outcome.images[0][0])[32, 32]) == seed_colour(3)
+
+
 def test_cancel_interrupts_the_running_prompt_and_drops_the_queued_one(fake, tmp_path, cpu):
     fake.behaviour = Behaviour(step_delay=0.05)
     runtime = _runtime([fake], tmp_path, cpu)

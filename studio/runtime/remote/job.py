@@ -31,7 +31,7 @@ from studio.runtime.events import (
     Preview,
     Progress,
 )
-from studio.runtime.remote.client import Client, Feed
+from studio.runtime.remote.client import Client, Feed, RefusedPrompt
 from studio.runtime.remote.pool import fit
 from studio.runtime.remote.server import RemoteError
 from studio.runtime.remote.split import Split, server_graph
@@ -96,6 +96,7 @@ class RemoteJob:
         self.current: dict[str, str] = {}  # server url -> Studio node running there
         self.stopping = False
         self.values: dict[str, Any] = {}
+        self.reused_uploads = False
 
     # -- the part node ---------------------------------------------------------------------------
 
@@ -264,7 +265,21 @@ class RemoteJob:
                     # A model added since the list was read: read it again before giving up.
                     info = await self.pool.info(client, refresh=True)
                     models = fit(prompt, info, client.server, studio_ids)
-                prompt_id = await client.submit(prompt, client_id)
+                try:
+                    prompt_id = await client.submit(prompt, client_id)
+                except RefusedPrompt:
+                    if not self.reused_uploads:
+                        raise
+                    # Its input folder was emptied (a fresh container, say): upload again.
+                    self.pool.forget_uploads(client.server)
+                    self.reused_uploads = False
+                    names = await self._upload(client, images)
+                    sub, studio_ids, saves = server_graph(
+                        self.graph, self.part, names, self.values, index
+                    )
+                    prompt = export_comfyui(sub)
+                    models = fit(prompt, info, client.server, studio_ids)
+                    prompt_id = await client.submit(prompt, client_id)
                 self.prompts[prompt_id] = _Prompt(index, client, studio_ids, saves, models)
                 mine.add(prompt_id)
             await self._follow(client, feed, mine)
@@ -272,12 +287,14 @@ class RemoteJob:
             await feed.close()
 
     async def _upload(self, client: Client, images: dict[str, Image.Image]) -> dict[str, str]:
+        """Send the canvas image and mask; files are named by their content, and what a server
+        already has (a new seed on the same canvas) is not sent again."""
         from PIL import Image
 
         names: dict[str, str] = {}
         pictures = {c.port: images[c.port] for c in self.part.inputs if c.type == IMAGE}
         for port, image in pictures.items():
-            names[port] = await client.upload(image, f"studio-{self.tag}-{port}.png")
+            names[port] = await self._send(client, image, f"studio-{_digest(image)}.png")
         for crossing in self.part.inputs:
             if crossing.type != MASK:
                 continue
@@ -286,14 +303,25 @@ class RemoteJob:
             if base is None:
                 base = f"{crossing.port}-base"
                 blank = Image.new("RGB", mask.size)
-                names[base] = await client.upload(blank, f"studio-{self.tag}-{base}.png")
+                names[base] = await self._send(client, blank, f"studio-{_digest(blank)}.png")
             # ComfyUI's Load image reads its mask as 1 - alpha: white (repaint) = transparent.
             layer = Image.new("RGBA", mask.size)
             layer.putalpha(mask.point(lambda v: 255 - v))
-            names[crossing.port] = await client.upload(
-                layer, f"studio-{self.tag}-{crossing.port}.png", mask_of=names[base]
-            )
+            name = f"studio-{_digest(mask)}-on-{names[base].rsplit('.', 1)[0][-8:]}.png"
+            names[crossing.port] = await self._send(client, layer, name, mask_of=names[base])
         return names
+
+    async def _send(
+        self, client: Client, image: Image.Image, name: str, mask_of: str | None = None
+    ) -> str:
+        key = (client.server.url, name)
+        known = self.pool.uploads.get(key)
+        if known is not None:
+            self.reused_uploads = True
+            return known
+        stored = await client.upload(image, name, mask_of=mask_of)
+        self.pool.uploads[key] = stored
+        return stored
 
     async def _follow(self, client: Client, feed: Feed, mine: set[str]) -> None:
         left = set(mine)
@@ -524,3 +552,12 @@ def _execution_error(client: Client, prompt: _Prompt, data: dict) -> RemoteError
         )
     reason = detail[0].rstrip(".") if detail else kind or "no reason given"
     return RemoteError(f"The server {client.server.name} failed in {what}: {reason}.", studio)
+
+
+def _digest(image: Any) -> str:
+    """A short name for an image's content."""
+    import hashlib
+
+    h = hashlib.sha256(f"{image.mode}{image.size}".encode())
+    h.update(image.tobytes())
+    return h.hexdigest()[:20]

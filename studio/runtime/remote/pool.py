@@ -46,6 +46,13 @@ class ServerPool:
         self.connect_timeout = connect_timeout
         self._info: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
+        # (server url, file name) -> the name the server stored it under, for files named by
+        # their content: the same canvas is uploaded once.
+        self.uploads: dict[tuple[str, str], str] = {}
+
+    def forget_uploads(self, server: Server) -> None:
+        for key in [k for k in self.uploads if k[0] == server.url]:
+            del self.uploads[key]
 
     async def rank(self, clients: Sequence[Client]) -> list[Ranked]:
         """The servers that answer, least busy first; RemoteError if none does."""
