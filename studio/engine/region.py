@@ -63,12 +63,10 @@ def region_box(
 
 
 def region_for(box: tuple[int, int, int, int], target: int | None) -> MaskedRegion:
-    """The region of `box`, worked on at about `target`² pixels (None: at the box's own size)."""
+    """The region of `box`, worked on at about `target`² pixels (None: as it is, pixel for
+    pixel; whatever works on it then sizes it for the model itself)."""
     width, height = box[2] - box[0], box[3] - box[1]
-    if target is None:
-        size = (max(8, round(width / 8) * 8), max(8, round(height / 8) * 8))
-    else:
-        size = work_size(width, height, target)
+    size = (width, height) if target is None else work_size(width, height, target)
     return MaskedRegion(box=box, work_size=size)
 
 
