@@ -66,9 +66,13 @@ class RemoteExecutor:
         cache: OutputCache | None = None,
         idle_timeout: float = 120.0,
         connect_timeout: float = 10.0,
+        restart_grace: float = 10.0,
     ) -> None:
         self.pool = ServerPool(servers, connect_timeout=connect_timeout)
+        # Seconds of silence from a server running our job before we give up on it.
         self.idle_timeout = idle_timeout
+        # How long a lone server that dropped out may take to come back (a restart).
+        self.restart_grace = restart_grace
         self._types = _Types(node_types)
         self._local = Executor(self._types, cache)
         self.cache = self._local.cache

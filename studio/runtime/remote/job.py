@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CANCEL_POLL_S = 0.01
+RESTART_POLL_S = 0.25
 STOP_TIMEOUT_S = 2.0
 
 
@@ -92,6 +93,7 @@ class RemoteJob:
         self.prompts: dict[str, _Prompt] = {}
         self.results: dict[int, tuple[_Prompt, dict[str, Image.Image]]] = {}
         self.started: dict[str, float] = {}
+        self.done: set[str] = set()  # Studio nodes reported finished
         self.steps: dict[str, dict[str, int]] = {}  # Studio node -> prompt id -> steps done
         self.current: dict[str, str] = {}  # server url -> Studio node running there
         self.stopping = False
@@ -109,9 +111,8 @@ class RemoteJob:
         self.values = {c.port: inputs.get(c.port) for c in self.part.inputs}
         self.results.clear()
         asyncio.run(self._run(images))
-        now = time.perf_counter()
-        for node_id, started in self.started.items():
-            self.emit(NodeFinished(self.job_id, node_id, now - started))
+        for node_id in list(self.started):
+            self._finished(node_id)
         outputs: dict[str, tuple] = {}
         for crossing in self.part.outputs:
             outputs[crossing.port] = tuple(
@@ -198,17 +199,13 @@ class RemoteJob:
                     target = await self._replacement(clients, lost, client, error)
                     moved.update(left)
                     self._forget(client, left)
-                    where = (
-                        "it was queued there again"
-                        if target is client
-                        else f"its work went to {target.server.name}"
-                    )
-                    self.emit(
-                        Notice(
-                            self.job_id,
-                            f"The server {client.server.name} dropped out during the job; {where}.",
-                        )
-                    )
+                    if target is client:
+                        said = f"The server {client.server.name} restarted during the job; the "
+                        said += "job was queued there again."
+                    else:
+                        said = f"The server {client.server.name} dropped out during the job; its "
+                        said += f"work went to {target.server.name}."
+                    self.emit(Notice(self.job_id, said))
                     task = asyncio.create_task(self._serve(target, left, images))
                     tasks[task] = (target, left)
         finally:
@@ -220,17 +217,22 @@ class RemoteJob:
     async def _replacement(
         self, clients: list[Client], lost: set[str], dropped: Client, error: RemoteError
     ) -> Client:
-        """The least busy server that still answers, other than those that dropped out; the
-        dropped one itself if it answers again (a restart) and no other one can."""
+        """The least busy server that still answers, other than those that dropped out; else
+        the dropped one, if it answers again within the restart grace (a restart)."""
         others = [c for c in clients if c.server.url not in lost]
-        for candidates in (others, [dropped]):
-            if not candidates:
-                continue
+        if others:
             try:
-                ranked = await self.pool.rank(candidates)
+                return (await self.pool.rank(others))[0].client
             except RemoteError:
-                continue
-            return ranked[0].client
+                pass
+        deadline = time.monotonic() + self.executor.restart_grace
+        while True:
+            try:
+                return (await self.pool.rank([dropped]))[0].client
+            except RemoteError:
+                if time.monotonic() >= deadline:
+                    break
+            await asyncio.sleep(RESTART_POLL_S)
         raise RemoteError(
             f"{str(error).rstrip('.')}, and no other server could take the job over.",
             error.node_id,
@@ -436,13 +438,23 @@ class RemoteJob:
         studio = prompt.studio_ids.get(comfy_node)
         if studio is None:
             return  # a node the exporter added (a guidance patch) or a loader/saver of ours
+        previous = self.current.get(client.server.url)
         self.current[client.server.url] = studio
+        if previous is not None and previous != studio and self.count == 1:
+            self._finished(previous)  # one image: a node is done when the server moves on
         if studio in self.started:
             return
         self.started[studio] = time.perf_counter()
         node = self.graph.nodes[studio]
         spec = self.executor.node_types[node.type].spec
         self.emit(NodeStarted(self.job_id, studio, node.title or spec.title))
+
+    def _finished(self, node_id: str) -> None:
+        if node_id in self.started and node_id not in self.done:
+            self.done.add(node_id)
+            self.emit(
+                NodeFinished(self.job_id, node_id, time.perf_counter() - self.started[node_id])
+            )
 
     def _progress(self, client: Client, prompt_id: str, prompt: _Prompt, data: dict) -> None:
         studio = prompt.studio_ids.get(str(data.get("node"))) or self.current.get(client.server.url)
