@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import random
 import sys
 from pathlib import Path
@@ -14,6 +15,16 @@ from studio.errors import ParameterError, StudioError
 log = logging.getLogger("studio")
 
 EXIT_USER_ERROR = 2
+EXIT_INTERNAL_ERROR = 1
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line that points at --help, not the whole usage text."""
+
+    def error(self, message: str):
+        from studio.logs import one_line
+
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {one_line(message)} (see --help).\n")
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -25,7 +36,7 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="studio", description="Native, offline image generation.")
+    parser = _Parser(prog="studio", description="Native, offline image generation.")
     parser.add_argument("--version", action="version", version=f"studio {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
     parser.add_argument(
@@ -33,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="open the window offscreen, generate one image with the bundled model, check it",
     )
-    sub = parser.add_subparsers(dest="command")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     gen = sub.add_parser("generate", help="text-to-image, image-to-image or inpainting")
     gen.add_argument("prompt", nargs="?", default="", help="what to draw (may be empty)")
@@ -209,19 +220,23 @@ def _server_args(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s: %(message)s",
-    )
-    if args.self_test:
-        from studio.selftest import run_self_test
+    """Run one command; every failure is one line on stderr (exit 2: bad input, 1: our fault)."""
+    from studio import logs
 
-        return run_self_test()
-    if args.command is None:
-        return cmd_gui(parser.parse_args(["gui"]))
+    parser = build_parser()
     try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version, or a usage error (one line, see _Parser)
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USER_ERROR
+    logs.setup(verbose=args.verbose)
+    try:
+        if args.self_test:
+            from studio.selftest import run_self_test
+
+            return run_self_test()
+        if args.command is None:
+            return cmd_gui(parser.parse_args(["gui"]))
+        _clean_output_folder()
         return {
             "gui": cmd_gui,
             "generate": cmd_generate,
@@ -231,11 +246,38 @@ def main(argv: list[str] | None = None) -> int:
             "info": cmd_info,
         }[args.command](args)
     except StudioError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {logs.one_line(exc)}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+        print("error: interrupted.", file=sys.stderr)
         return 130
+    except RecursionError:
+        log.debug("Input nested too deeply", exc_info=True)
+        print("error: the input is nested too deeply to be read.", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except MemoryError:
+        log.debug("Out of memory", exc_info=True)
+        print(
+            "error: Studio ran out of memory: use a smaller picture, size or factor.",
+            file=sys.stderr,
+        )
+        return EXIT_USER_ERROR
+    except Exception as exc:  # a bug of ours: the details go to the log file, not the terminal
+        log.error("Unexpected error in `studio %s`", args.command or "", exc_info=True)
+        print(
+            f"error: Studio failed unexpectedly ({type(exc).__name__}); "
+            f"the details are in {logs.log_file()}.",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL_ERROR
+
+
+def _clean_output_folder() -> None:
+    """Temporary files left by a save that was killed are removed at start-up."""
+    from studio.formats.files import remove_stale_temporaries
+    from studio.settings import Settings
+
+    remove_stale_temporaries(Settings.load().output_path)
 
 
 class _ProgressBar:
@@ -290,8 +332,11 @@ def _default_model() -> Path:
 
 
 def _output_path(args, default_stem: str) -> Path:
+    from studio.formats.files import check_output_path, remove_stale_temporaries
+
     if args.output is not None:
-        return args.output
+        remove_stale_temporaries(args.output.parent)
+        return check_output_path(args.output)
     from studio.settings import Settings
 
     return Settings.load().output_path / f"{default_stem}.png"
@@ -307,8 +352,16 @@ def cmd_generate(args) -> int:
 
     if args.mask is not None and args.init is None:
         raise ParameterError("--mask needs --init: the image to inpaint.")
+    if args.size:
+        _check_typed_size(args.size)
+    target = _output_path(args, "studio")  # a format Studio cannot write is refused first
     init = load_image(args.init) if args.init else None
     mask = load_mask(args.mask, size=init.size) if args.mask else None
+    if mask is not None and mask.getextrema()[1] == 0:
+        raise ParameterError(
+            f"The mask {args.mask.name} is all black, so nothing would change: "
+            "paint the area to repaint white."
+        )
     mode = "inpaint" if mask is not None else "img2img" if init is not None else "txt2img"
     seed = args.seed if args.seed is not None else random.randrange(2**32)
     model = args.model or _default_model()
@@ -353,7 +406,8 @@ def cmd_generate(args) -> int:
                 "composite.color_match": args.color_match,
             }
         )
-    target = _output_path(args, f"studio-{seed}")
+    if args.output is None:
+        target = _output_path(args, f"studio-{seed}")
     values.update({"save.folder": str(target.parent), "save.filename": target.name})
     if args.batch > 1 and mode != "txt2img":
         raise ParameterError("--batch works for text-to-image; run image-to-image once per seed.")
@@ -363,6 +417,18 @@ def cmd_generate(args) -> int:
     if mode == "txt2img" and not args.size:
         _use_native_size(graph, args)
     return _run_graph(graph, inputs, args)
+
+
+def _check_typed_size(size: tuple[int, int]) -> None:
+    """The size as typed must be in range (a message about its rounded value would confuse)."""
+    from studio.nodes.library.sampling import SIZE
+
+    for value in size:
+        if not SIZE["minimum"] <= value <= SIZE["maximum"]:
+            raise ParameterError(
+                f"--size {size[0]}x{size[1]}: each side must be at least {SIZE['minimum']} "
+                f"and at most {SIZE['maximum']} pixels."
+            )
 
 
 def _round_note(value: int) -> int:
@@ -474,37 +540,22 @@ def cmd_run(args) -> int:
 
 
 def _load_any_workflow(path: Path):
-    import json
+    from studio.nodes.workflow_files import load_any_workflow
 
-    from studio.errors import WorkflowError
-
-    if path.suffix.lower() == ".png":
-        from studio.nodes.comfyui import import_comfyui_png
-
-        return import_comfyui_png(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise WorkflowError(f"Workflow file not found: {path}.") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise WorkflowError(f"{path.name} is not a readable workflow file: {exc}.") from None
-    if isinstance(data, dict) and data.get("format") == "studio-workflow":
-        from studio.graph.serialize import from_dict
-
-        return from_dict(data)
-    from studio.nodes.comfyui import import_comfyui
-
-    return import_comfyui(data)
+    return load_any_workflow(path)
 
 
 def cmd_upscale(args) -> int:
     from studio.engine import upscale
-    from studio.formats.files import save_png
+    from studio.engine.budget import check_upscale
+    from studio.formats.files import save_image
     from studio.formats.images import load_image
     from studio.formats.parameters import GenerationParams
 
-    image = load_image(args.image)
+    if args.scale is not None and not (args.scale > 0 and math.isfinite(args.scale)):
+        raise ParameterError(f"--scale must be a positive factor such as 2 (got {args.scale:g}).")
     target = _output_path(args, f"{args.image.stem}-upscaled")
+    image = load_image(args.image)
     params = GenerationParams(mode="upscale", width=image.width, height=image.height)
     if args.model is None and args.scale is None:
         from studio.paths import DEMO_UPSCALER
@@ -512,7 +563,8 @@ def cmd_upscale(args) -> int:
         # No model and no factor: the bundled x4 model, like a user's default upscaler.
         args.model = DEMO_UPSCALER if DEMO_UPSCALER.is_file() else None
     if args.model is None:
-        factor = args.scale or 2.0
+        factor = 2.0 if args.scale is None else args.scale
+        check_upscale(image.width, image.height, factor, model=False)
         result = upscale.lanczos_resize(image, factor=factor)
         params = params.with_(upscaler="Lanczos", upscale_factor=factor)
         versions = {"studio": __version__}
@@ -527,6 +579,7 @@ def cmd_upscale(args) -> int:
             if is_diffusion_checkpoint(args.model):
                 from studio.engine.checkpoint import load_model
 
+                check_upscale(image.width, image.height, 4, model=True)
                 model = load_model(args.model, choice)
                 if model.info.family != "sd-x4-upscaler":
                     raise ParameterError(
@@ -551,6 +604,7 @@ def cmd_upscale(args) -> int:
                 )
             else:
                 model = upscale.load_upscale_model(args.model, device=choice.device)
+                check_upscale(image.width, image.height, model.scale, model=True)
                 result = upscale.upscale_tiled(
                     model, image, tile=args.tile, overlap=args.overlap, progress=bar
                 )
@@ -558,7 +612,7 @@ def cmd_upscale(args) -> int:
         finally:
             bar.close()
     params = params.with_(width=result.width, height=result.height)
-    print(save_png(result, target, params, versions=versions))
+    print(save_image(result, target, params, versions=versions))
     return 0
 
 
@@ -580,24 +634,31 @@ def cmd_models(args) -> int:
     from studio.engine.catalog import scan_models
     from studio.settings import Settings
 
+    missing = [folder for folder in args.folders if not folder.expanduser().is_dir()]
+    if missing:
+        raise ParameterError(f"Folder not found: {missing[0]}.")
     folders = args.folders or [Path(p) for p in Settings.load().model_folders]
     if not folders:
         raise ParameterError("No folders given and none configured: run `studio models FOLDER`.")
     found = scan_models(folders)
     if not found:
         print("No models found.")
+    from studio.logs import one_line
+
     for entry in found:
-        print(f"{entry.kind:<10}  {entry.label:<44}  {entry.path}")
+        print(one_line(f"{entry.kind:<10}  {entry.label:<44}  {entry.path}"))
     return 0
 
 
 def cmd_info(args) -> int:
     from studio.formats.metadata import read_metadata, to_a1111
+    from studio.logs import one_line, printable
 
     meta = read_metadata(args.image)
     if meta is None:
-        print(f"{args.image.name} holds no generation parameters.")
+        print(f"{one_line(args.image.name)} holds no generation parameters.")
         return 1
     print(f"# from {meta.source} metadata")
-    print(to_a1111(meta.params))
+    # Metadata comes from whoever made the file: no terminal escape sequence gets through.
+    print(printable(to_a1111(meta.params)))
     return 0

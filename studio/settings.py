@@ -53,11 +53,10 @@ class Settings:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return cls()
-        except (OSError, ValueError) as exc:
-            log.warning("Ignoring unreadable settings file %s: %s", path, exc)
+        except (OSError, ValueError, RecursionError) as exc:
+            _warn_once(f"Ignoring the unreadable settings file {path}: {exc}.")
             return cls()
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls(**_valid_fields(cls, data, path))
 
     def save(self, path: Path | None = None) -> Path:
         from studio.formats.files import atomic_write_bytes
@@ -65,3 +64,56 @@ class Settings:
         path = path or config_dir() / "settings.json"
         data = json.dumps(asdict(self), indent=2).encode("utf-8")
         return atomic_write_bytes(path, data, overwrite=True)
+
+
+# A field whose value is of the wrong kind falls back to its default; say so once a process.
+_CHOICES = {
+    "device": ("auto", "cuda", "mps", "cpu"),
+    "precision": ("", "fp16", "bf16", "fp32"),
+    "preview": ("latent", "none"),
+}
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        log.warning("%s", message)
+
+
+def _valid_fields(cls: type, data: object, path: Path) -> dict:
+    """The fields of `data` that have the right kind of value; the others are named once."""
+    if not isinstance(data, dict):
+        _warn_once(f"Ignoring the settings file {path}: it is not a JSON object.")
+        return {}
+    defaults = cls()
+    clean = {}
+    for item in fields(cls):
+        if item.name not in data:
+            continue
+        value, default = data[item.name], getattr(defaults, item.name)
+        if _same_kind(value, default) and value in _CHOICES.get(item.name, (value,)):
+            clean[item.name] = value
+        else:
+            _warn_once(
+                f"Ignoring the setting {item.name} in {path} ({_shown(value)}); "
+                f"using {_shown(default)} instead."
+            )
+    return clean
+
+
+def _same_kind(value: object, default: object) -> bool:
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, int | float):
+        return isinstance(value, int | float)
+    if isinstance(default, list):
+        # Lists of names (folders) must hold names; other lists are checked by their users.
+        strings = not default or all(isinstance(v, str) for v in default)
+        return isinstance(value, list) and (not strings or all(isinstance(v, str) for v in value))
+    return isinstance(value, type(default))
+
+
+def _shown(value: object) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."

@@ -147,11 +147,11 @@ def test_closing_the_window_during_a_job_cancels_it(qtbot, window):
     window.bridge.progress.connect(lambda node, step, total, left: steps.append(step))
     qtbot.mouseClick(window.panel.generate_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: len(steps) >= 1, timeout=JOB_TIMEOUT)
-    started = time.perf_counter()
     window.close()
-    assert time.perf_counter() - started < 10
+    # Closing does not wait on the GUI thread; the cancelled job stops at its next step.
     thread = window.bridge.runtime._thread
-    assert thread is None or not thread.is_alive()
+    qtbot.waitUntil(lambda: thread is None or not thread.is_alive(), timeout=10_000)
+    assert max(steps) < 400
 
 
 def test_node_editor_links_refuses_wrong_types_and_the_panel_follows(qtbot, window):

@@ -117,6 +117,10 @@ def _safetensors_shapes(path: Path):
 
 def load_pickle_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Load a pickle checkpoint with weights_only=True, so embedded code can never run."""
+    from studio.formats.weights import check_pickle_weights
+
+    # Its declared sizes are checked first: torch would allocate whatever they say.
+    check_pickle_weights(path)
     try:
         try:
             data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
@@ -128,17 +132,22 @@ def load_pickle_state_dict(path: Path) -> dict[str, torch.Tensor]:
     except pickle.UnpicklingError as exc:
         raise ModelError(
             f"Refused to load {path.name}: it contains code or objects other than weights "
-            f"({str(exc).splitlines()[0]}). Use a .safetensors version of this model."
+            f"({_first_line(exc)}). Use a .safetensors version of this model."
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError, AttributeError) as exc:
+    except Exception as exc:  # torch raises KeyError, RuntimeError, EOFError... on damage
         raise ModelError(
-            f"{path.name} is not a readable checkpoint (truncated or corrupt): {exc}."
+            f"{path.name} is not a readable checkpoint (truncated or corrupt): {_first_line(exc)}."
         ) from None
     while isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
         data = data["state_dict"]
     if not isinstance(data, dict):
         raise ModelError(f"{path.name} does not hold a state dict of weights.")
     return {k: v for k, v in data.items() if isinstance(v, torch.Tensor)}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0].rstrip(".")
+    return text[:200]
 
 
 def _pickle_shapes(path: Path):

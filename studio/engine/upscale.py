@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import math
 import pickle
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,6 +146,9 @@ def _read_pickle(path: Path) -> Any:
     # spandrel 0.4.2 unpickles with its own allow-list (not weights_only=True) and hands .pt files
     # to torch.jit.load first, so pickles never reach it: we read them with torch's weights-only
     # unpickler, which refuses anything but tensors and plain containers.
+    from studio.formats.weights import check_pickle_weights
+
+    check_pickle_weights(path)  # declared sizes first: torch allocates whatever they say
     try:
         return torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -163,7 +165,7 @@ def _read_pickle(path: Path) -> Any:
                 "use a .safetensors or .pth version of this model."
             ) from exc
         raise ModelError(f"'{path.name}' is corrupt or incomplete.") from exc
-    except (EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as exc:
+    except Exception as exc:  # EOFError, KeyError, BadZipFile... from a damaged file
         raise ModelError(f"'{path.name}' is corrupt or incomplete.") from exc
 
 

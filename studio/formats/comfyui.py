@@ -116,7 +116,7 @@ def _comfyui(prompt: str | dict[str, Any], where: str) -> tuple[GenerationParams
     if isinstance(prompt, str):
         try:
             prompt = json.loads(prompt)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise ImageError(f"{_cap(where)} are not valid JSON.") from exc
     if not isinstance(prompt, dict):
         raise ImageError(f"{_cap(where)} are not a ComfyUI prompt.")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import secrets
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -60,6 +62,80 @@ def save_png(
     )
 
 
+# The formats an output may have, by extension; each carries the parameters its own way.
+OUTPUT_SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+_EXIF_IFD = 0x8769
+_USER_COMMENT = 0x9286
+_TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")
+# A temporary file this old belongs to no save still running (a save takes seconds).
+STALE_TEMPORARY_SECONDS = 300
+
+
+def check_output_path(path: str | os.PathLike[str]) -> Path:
+    """Refuse, before any work, an output name whose format Studio cannot write."""
+    path = Path(path)
+    if path.suffix.lower() not in OUTPUT_SUFFIXES:
+        shown = path.suffix or "no extension"
+        raise StudioError(
+            f"{path.name} has {shown}: Studio writes .png, .jpg or .webp files; "
+            "choose one of those."
+        )
+    return path
+
+
+def save_image(
+    image: Image.Image,
+    path: str | os.PathLike[str],
+    params: GenerationParams | None = None,
+    workflow: dict[str, Any] | None = None,
+    versions: dict[str, str] | None = None,
+) -> Path:
+    """Save in the format the extension names (PNG, JPEG, WebP), atomically, never overwriting.
+
+    PNG keeps the parameters and the whole workflow in text chunks; JPEG and WebP keep the
+    parameters in EXIF UserComment, where AUTOMATIC1111 puts them.
+    """
+    path = check_output_path(path)
+    kind = OUTPUT_SUFFIXES[path.suffix.lower()]
+    if kind == "PNG":
+        return save_png(image, path, params, workflow, versions)
+    options: dict[str, Any] = {"quality": 95}
+    if params is not None:
+        exif = Image.Exif()
+        text = to_a1111(params)
+        exif.get_ifd(_EXIF_IFD)[_USER_COMMENT] = b"UNICODE\0" + text.encode("utf-16-be")
+        options["exif"] = exif.tobytes()
+    rgb = to_rgb(image)
+    return _atomic_write(
+        path, lambda stream: rgb.save(stream, format=kind, **options), overwrite=False
+    )
+
+
+def remove_stale_temporaries(folder: str | os.PathLike[str]) -> int:
+    """Remove our hidden ".NAME.XXXXXXXX.tmp" files left in `folder` by a killed save."""
+    removed = 0
+    now = time.time()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return 0
+    for entry in entries:
+        if not _TEMPORARY.match(entry.name):
+            continue
+        try:
+            stale = entry.is_file(follow_symlinks=False) and (
+                now - entry.stat(follow_symlinks=False).st_mtime > STALE_TEMPORARY_SECONDS
+            )
+            if stale:
+                os.unlink(entry.path)
+                removed += 1
+        except OSError as exc:
+            log.debug("Could not remove %s: %s", entry.path, exc)
+    if removed:
+        log.info("Removed %d temporary file(s) left by interrupted saves in %s", removed, folder)
+    return removed
+
+
 def _add_text(info: PngImagePlugin.PngInfo, key: str, text: str, *, compress: bool) -> None:
     # PIL refuses to open a file whose compressed text chunk inflates past MAX_TEXT_CHUNK.
     compress = compress and len(text.encode("utf-8")) < PngImagePlugin.MAX_TEXT_CHUNK
@@ -103,6 +179,8 @@ def _write_temporary(folder: Path, name: str, write: Callable[[IO[bytes]], Any])
             continue
         except OSError as exc:
             raise StudioError(f"The folder {folder} cannot be written to: {_reason(exc)}.") from exc
+        except ValueError as exc:  # a NUL in the name
+            raise StudioError(f"{name!r} is not a valid file name.") from exc
     else:
         raise StudioError(f"The folder {folder} cannot be written to: no free temporary name.")
     try:

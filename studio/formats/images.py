@@ -140,6 +140,12 @@ def _load(path: Path, max_pixels: int) -> Image.Image:
         raise ImageError(f"{path.name} cannot be read: permission denied.") from exc
     except MemoryError as exc:
         raise ImageError(f"{path.name} is too large to fit in memory.") from exc
+    except ValueError as exc:
+        if "too large" not in str(exc).lower():  # PIL's "Decompressed Data Too Large"
+            raise ImageError(f"{path.name} is damaged or incomplete and cannot be read.") from exc
+        raise ImageError(
+            f"{path.name} holds a text chunk too large to read safely; it was not opened."
+        ) from exc
     except Exception as exc:  # decoders raise OSError, SyntaxError, ValueError, EOFError, ...
         raise ImageError(f"{path.name} is damaged or incomplete and cannot be read.") from exc
     return image

@@ -102,7 +102,7 @@ def parse_studio_chunk(text: str) -> StudioMetadata:
 def _parse_studio(text: str, where: str) -> StudioMetadata:
     try:
         document = json.loads(text)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise ImageError(f"{_cap(where)} are not valid JSON.") from exc
     if not isinstance(document, dict) or document.get("format") != "studio":
         raise ImageError(f"{_cap(where)} are not in Studio's format.")
@@ -180,6 +180,11 @@ def read_metadata(source: str | os.PathLike[str] | Image.Image) -> ImageMetadata
         raise ImageError(f"{path.name} is too large to open safely.") from exc
     except OSError as exc:
         raise ImageError(f"{path.name} cannot be read: {exc.strerror or exc}.") from exc
+    except ValueError as exc:  # PIL: "Decompressed Data Too Large" for a huge text chunk
+        raise ImageError(
+            f"{path.name} holds a text chunk larger than the "
+            f"{PngImagePlugin.MAX_TEXT_CHUNK // 2**20} MB Studio reads; it was not opened."
+        ) from exc
     return _from_texts(texts, size, path.name)
 
 
@@ -235,7 +240,7 @@ def _from_texts(texts: dict[str, str], size: tuple[int, int], name: str) -> Imag
                 found.params, "studio", found.workflow, texts[STUDIO_KEY], found.versions
             )
         except ImageError as exc:
-            log.warning("%s", exc)
+            log.info("%s", exc)  # raised below unless other metadata can stand in
             failures.append(exc)
     if A1111_KEY in texts:
         return ImageMetadata(from_a1111(texts[A1111_KEY]), "a1111", None, texts[A1111_KEY])

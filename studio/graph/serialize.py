@@ -15,6 +15,11 @@ from studio.graph.document import Exposed, Graph, Link, Node
 
 FORMAT = "studio-workflow"
 VERSION = 1
+# Workflows are kilobytes; these bound what a hostile file can make us read and walk.
+MAX_WORKFLOW_BYTES = 64 * 2**20
+MAX_NESTING = 64
+# Workflows hold tens of nodes; validation and ordering are quadratic in the worst case.
+MAX_NODES = 1000
 # MIGRATIONS[n] turns a version-n document into a version-(n + 1) one.
 MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 
@@ -90,6 +95,11 @@ def load(path: str | os.PathLike[str]) -> Graph:
     path = Path(path)
     subject = f'The workflow file "{path}"'
     try:
+        if path.stat().st_size > MAX_WORKFLOW_BYTES:
+            raise WorkflowError(
+                f"{subject} is larger than {MAX_WORKFLOW_BYTES // 2**20} MB, too large for a "
+                "workflow."
+            )
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as error:
         raise WorkflowError(f"{subject} is not a text file, so not a workflow.") from error
@@ -108,10 +118,26 @@ def _loads(text: str, subject: str) -> Graph:
         raise WorkflowError(
             f"{subject} is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg})."
         ) from error
+    except RecursionError:
+        raise WorkflowError(f"{subject} is nested too deeply to be a workflow.") from None
     return _from_dict(data, subject)
 
 
+def check_depth(data: Any, subject: str, limit: int = MAX_NESTING) -> None:
+    """Refuse JSON nested deeper than any workflow is (copying or hashing it would recurse)."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            raise WorkflowError(f"{subject} is nested too deeply to be a workflow.")
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+
+
 def _from_dict(data: Any, subject: str) -> Graph:
+    check_depth(data, subject)
     if _looks_like_comfyui(data):
         raise WorkflowError(
             f"{subject} is a ComfyUI workflow, not a Studio one; import it instead of opening it."
@@ -162,7 +188,11 @@ class _Damaged(Exception):
 def _build(data: dict[str, Any]) -> Graph:
     name = _field(data, "name", str, "the workflow", default="")
     graph = Graph(name=name)
-    for index, item in enumerate(_field(data, "nodes", list, "the workflow"), 1):
+    nodes = _field(data, "nodes", list, "the workflow")
+    links = _field(data, "links", list, "the workflow", default=[])
+    if len(nodes) > MAX_NODES or len(links) > 8 * MAX_NODES:
+        raise _Damaged(f"it has {len(nodes)} nodes, more than the {MAX_NODES} Studio reads")
+    for index, item in enumerate(nodes, 1):
         where = f"node {index}"
         if not isinstance(item, dict):
             raise _Damaged(f"{where} is not an object")
@@ -179,7 +209,7 @@ def _build(data: dict[str, Any]) -> Graph:
             position=(float(position[0]), float(position[1])),
             title=_field(item, "title", str, where, default=""),
         )
-    for index, item in enumerate(_field(data, "links", list, "the workflow", default=[]), 1):
+    for index, item in enumerate(links, 1):
         if not (
             isinstance(item, list) and len(item) == 4 and all(isinstance(v, str) for v in item)
         ):

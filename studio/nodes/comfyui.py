@@ -18,7 +18,8 @@ from typing import Any
 
 from studio.errors import WorkflowError
 from studio.formats.comfyui import sampler_from_comfyui
-from studio.graph.document import Graph, Node
+from studio.graph.document import Graph, Link, Node
+from studio.graph.serialize import MAX_NODES, check_depth
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +195,7 @@ class _Importer:
         return table[method]
 
     def resolve(self) -> None:
+        connected: set[tuple[str, str]] = set()
         for dst, port, link, cid, name in self.pending:
             params: dict[str, float] = {}
             for _ in range(len(self.patches) + 1):
@@ -219,7 +221,11 @@ class _Importer:
                 continue
             if params:
                 self.graph.nodes[dst].params.update(params)
-            self.graph.connect(source[0], source[1], dst, port)
+            if (dst, port) in connected:
+                self.graph.connect(source[0], source[1], dst, port)
+            else:  # Graph.connect scans every link: appended directly, an import stays linear
+                self.graph.links.append(Link(source[0], source[1], dst, port))
+                connected.add((dst, port))
 
 
 _Converter = Callable[[_Importer, str, dict[str, Any]], None]
@@ -435,6 +441,9 @@ def _api_prompt(data: dict[str, Any] | str) -> dict[str, dict[str, Any]]:
             data = json.loads(data)
         except ValueError as exc:
             raise WorkflowError("The ComfyUI workflow is not valid JSON.") from exc
+        except RecursionError:
+            raise WorkflowError("The ComfyUI workflow is nested too deeply to read.") from None
+    check_depth(data, "The ComfyUI workflow")
     if not isinstance(data, dict):
         raise WorkflowError("This is not a ComfyUI workflow: it should be a JSON object of nodes.")
     if isinstance(data.get("nodes"), list) and "links" in data:
@@ -459,6 +468,11 @@ def _api_prompt(data: dict[str, Any] | str) -> dict[str, dict[str, Any]]:
 def import_comfyui(data: dict[str, Any] | str, name: str = "ComfyUI workflow") -> Graph:
     """A Studio graph from a ComfyUI API-format workflow (a dict, or its JSON text)."""
     prompt = _api_prompt(data)
+    if len(prompt) > MAX_NODES:
+        raise WorkflowError(
+            f"This ComfyUI workflow has {len(prompt)} nodes, more than the {MAX_NODES} "
+            "Studio imports."
+        )
     order = sorted(prompt, key=_id_order)
     unsupported = [
         f"{prompt[cid]['class_type']} (node {cid})"
@@ -494,7 +508,11 @@ def import_comfyui_png(path: str | os.PathLike[str]) -> Graph:
             texts = dict(getattr(image, "text", None) or image.info)
     except FileNotFoundError as exc:
         raise WorkflowError(f"The image {path.name} was not found in {path.parent}.") from exc
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except ValueError as exc:  # PIL: "Decompressed Data Too Large" for a huge text chunk
+        raise WorkflowError(
+            f"{path.name} holds a text chunk too large to read safely; it was not opened."
+        ) from exc
+    except (UnidentifiedImageError, OSError) as exc:
         raise WorkflowError(f"{path.name} is not an image Studio can read.") from exc
     prompt = texts.get(COMFYUI_KEY)
     if not isinstance(prompt, str) or not prompt.strip():
@@ -504,47 +522,57 @@ def import_comfyui_png(path: str | os.PathLike[str]) -> Graph:
 
 def _layout(graph: Graph) -> None:
     """Columns by dependency depth, left to right, so the node editor shows the flow."""
-    sources: dict[str, list[str]] = {node_id: [] for node_id in graph.nodes}
+    # Longest path from a source, by Kahn's algorithm: iterative, since the file decides how
+    # deep a chain is. Nodes on a loop (the validator reports it) stay in column 0.
+    feeds: dict[str, list[str]] = {node_id: [] for node_id in graph.nodes}
+    waiting = dict.fromkeys(graph.nodes, 0)
     for link in graph.links:
-        sources[link.dst].append(link.src)
-    depth: dict[str, int] = {}
-
-    def depth_of(node_id: str, visiting: frozenset[str]) -> int:
-        if node_id not in depth:
-            inside = visiting | {node_id}
-            feeds = [s for s in sources[node_id] if s not in inside]
-            depth[node_id] = 1 + max((depth_of(s, inside) for s in feeds), default=-1)
-        return depth[node_id]
+        if link.src in feeds and link.dst in waiting:
+            feeds[link.src].append(link.dst)
+            waiting[link.dst] += 1
+    depth = dict.fromkeys(graph.nodes, 0)
+    ready = [node_id for node_id, count in waiting.items() if count == 0]
+    while ready:
+        node_id = ready.pop()
+        for dst in feeds[node_id]:
+            depth[dst] = max(depth[dst], depth[node_id] + 1)
+            waiting[dst] -= 1
+            if waiting[dst] == 0:
+                ready.append(dst)
 
     rows: dict[int, int] = {}
     for node_id, node in graph.nodes.items():
-        column = depth_of(node_id, frozenset())
+        column = depth[node_id]
         row = rows.get(column, 0)
         rows[column] = row + 1
         node.position = (column * COLUMN_WIDTH, row * ROW_HEIGHT)
 
 
-def _ancestors(graph: Graph, node_id: str) -> list[str]:
-    found: list[str] = []
-    todo = [node_id]
+def _reach(start: list[str], step: dict[str, list[str]]) -> list[str]:
+    """Nodes reachable from `start` through `step` (not `start` itself unless on a loop)."""
+    found: dict[str, None] = {}
+    todo = list(start)
     while todo:
-        for link in graph.inputs_of(todo.pop()).values():
-            if link.src not in found:
-                found.append(link.src)
-                todo.append(link.src)
-    return found
+        for other in step.get(todo.pop(), ()):
+            if other not in found:
+                found[other] = None
+                todo.append(other)
+    return list(found)
 
 
 def _expose(graph: Graph) -> None:
     """Show the usual settings in the prompt panel, those of the first-pass sampler."""
+    # Link indexes built once: the file decides how many nodes there are.
+    sources: dict[str, list[str]] = {}
+    consumers: dict[str, list[str]] = {}
+    for link in graph.links:
+        sources.setdefault(link.dst, []).append(link.src)
+        consumers.setdefault(link.src, []).append(link.dst)
     samples = graph.find("Sample")
-    first = [
-        s
-        for s in samples
-        if not any(graph.nodes[a].type == "Sample" for a in _ancestors(graph, s.id))
-    ]
+    after_a_sample = set(_reach([s.id for s in samples], consumers))
+    first = [s for s in samples if s.id not in after_a_sample]
     main = (first or samples or [None])[0]
-    upstream = _ancestors(graph, main.id) if main else []
+    upstream = _reach([main.id], sources) if main else []
 
     def first_of(node_type: str) -> Node | None:
         preferred = [graph.nodes[a] for a in upstream if graph.nodes[a].type == node_type]

@@ -364,6 +364,7 @@ class Runtime:
                 model_folders=list(self.model_folders),
                 workflow=_workflow(job.graph),
             )
+            _check_budget(job, ctx.device)
             self.executor.run(job.graph, ctx, job.emit, job.id)
         except Cancelled:
             job.emit(JobCancelled(job.id))
@@ -401,6 +402,17 @@ class Runtime:
 
             self.models = ModelCache()
         return self.models
+
+
+def _check_budget(job: Job, choice: Any) -> None:
+    """Refuse, before any work, a job whose pictures would not fit in the device's memory."""
+    device = getattr(choice, "device", None)
+    if device is None:
+        return  # a stand-in device (tests): nothing to measure
+    from studio.engine.budget import check_job
+
+    half = "16" in str(getattr(choice, "dtype", ""))
+    check_job(job.graph, job.inputs, device=device, half=half)
 
 
 def _workflow(graph: Graph) -> dict[str, Any]:

@@ -54,6 +54,7 @@ def run(
         window.canvas.set_mask(load_mask(mask))
     if screenshot is not None:
         return save_screenshot(app, window, screenshot)
+    _report_uncaught_errors(window)
     window.show()
     if exit_when_shown:
         # For bench/ui_latency.py: when the window has been laid out and shown, report and quit.
@@ -62,7 +63,53 @@ def run(
             window.close()
 
         QTimer.singleShot(0, report)
-    return _run_loop(app)
+    code = _run_loop(app)
+    _leave(window, code)
+    return code
+
+
+# After the window closed: how long the cancelled job may take to reach its next step.
+WORKER_GRACE_SECONDS = 0.5
+
+
+def _leave(window, code: int) -> None:
+    """End the process promptly once the window is closed.
+
+    Closing cancelled the job; one denoising step is usually far shorter than the grace time.
+    A model still loading cannot be interrupted: rather than keep a closed window's process
+    alive for seconds, it is abandoned (nothing of the user's is lost: results were saved as
+    they came, settings when they changed).
+    """
+    runtime = window.bridge.runtime
+    if runtime.shutdown(WORKER_GRACE_SECONDS):
+        return
+    log.info("Leaving the worker behind (a model was still loading)")
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+    os._exit(code)
+
+
+def _report_uncaught_errors(window) -> None:
+    """An unexpected error in a slot: the traceback to the log file, one sentence to the user."""
+    from studio.logs import log_file
+
+    def hook(kind, error, trace) -> None:
+        if issubclass(kind, KeyboardInterrupt):
+            sys.__excepthook__(kind, error, trace)
+            return
+        log.error("Unexpected error in the window", exc_info=(kind, error, trace))
+        try:
+            window.show_message(
+                f"Something went wrong ({kind.__name__}); the details are in {log_file()}."
+            )
+        except RuntimeError:  # the window is already gone
+            pass
+
+    sys.excepthook = hook
 
 
 def _run_loop(app) -> int:
@@ -80,8 +127,14 @@ def _run_loop(app) -> int:
 
 def load_workflow(window, path: Path) -> None:
     """Open a workflow file (Studio JSON, ComfyUI API JSON or a ComfyUI PNG) in the window."""
-    # The node editor shows any problem itself; the panel then shows the workflow's fields.
-    window.node_editor.open_workflow(str(path))
+    from studio.nodes.workflow_files import is_studio_workflow
+    from studio.ui.menus import import_workflow
+
+    if is_studio_workflow(path):
+        # The node editor shows any problem itself; the panel then shows the workflow's fields.
+        window.node_editor.open_workflow(str(path))
+    else:
+        import_workflow(window, str(path))
 
 
 def wait(milliseconds: int) -> None:

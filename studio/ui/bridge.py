@@ -180,8 +180,8 @@ class RuntimeBridge(QObject):
                 unsubscribe()
         self._jobs.clear()
         stopped = self.runtime.shutdown(timeout)
-        if not stopped:
-            log.warning("The worker did not stop within %.0f s; leaving it behind", timeout)
+        if not stopped and timeout > 0:
+            log.warning("The worker did not stop within %.1f s; leaving it behind", timeout)
         return stopped
 
     # -- the worker side --------------------------------------------------------------------

@@ -104,6 +104,8 @@ def canvas_mask(ctx: RunContext, inputs, params):
 def resize(ctx: RunContext, inputs, params):
     from PIL import Image
 
+    from studio.engine.budget import check_upscale
+
     method = {
         "lanczos": Image.LANCZOS,
         "bicubic": Image.BICUBIC,
@@ -115,6 +117,7 @@ def resize(ctx: RunContext, inputs, params):
         w, h = picture.image.size
         width = params["width"] or max(1, round(w * params["scale"]))
         height = params["height"] or max(1, round(h * params["scale"]))
+        check_upscale(w, h, max(width / w, height / h), model=False)
         image = picture.image.resize((width, height), method)
         out.append(picture.with_image(image, upscaler=params["method"], width=width, height=height))
     return {"image": tuple(out)}
@@ -134,9 +137,12 @@ def resize(ctx: RunContext, inputs, params):
     )
 )
 def upscale_with_model(ctx: RunContext, inputs, params):
+    from studio.engine.budget import check_upscale
     from studio.engine.upscale import upscale_tiled
 
     model = inputs["upscale_model"]
+    for picture in inputs["image"]:  # every picture is refused or fits, before any work
+        check_upscale(*picture.image.size, model.scale, model=True)
     out = []
     for picture in inputs["image"]:
         image = upscale_tiled(
@@ -176,7 +182,7 @@ def upscale_with_model(ctx: RunContext, inputs, params):
 )
 def save_image(ctx: RunContext, inputs, params):
     from studio.engine.device import software_versions
-    from studio.formats.files import save_png
+    from studio.formats.files import check_output_path, save_image
 
     folder = Path(params["folder"]).expanduser() if params["folder"] else ctx.output_dir
     versions = software_versions(ctx.device)
@@ -188,9 +194,14 @@ def save_image(ctx: RunContext, inputs, params):
             if picture.params is not None:
                 stem = f"{stem}-{picture.params.seed}"
             name = f"{stem}.png"
-        # save_png never overwrites: a taken name gets a -0001, -0002... suffix.
-        path = save_png(
-            picture.image, folder / name, picture.params, ctx.workflow or None, versions
+        # Never overwrites: a taken name gets a -0001, -0002... suffix. The extension picks the
+        # format (PNG, JPEG, WebP); check_output_path refuses others.
+        path = save_image(
+            picture.image,
+            check_output_path(folder / name),
+            picture.params,
+            ctx.workflow or None,
+            versions,
         )
         ctx.results.append((picture.image, picture.params, path))
     return {}

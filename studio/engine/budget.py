@@ -1,0 +1,127 @@
+"""Memory budgets: estimate what a job or a step will need before it starts, refuse what won't fit.
+
+The estimates are deliberately simple and on the safe side (bytes per pixel of the largest
+working set), so a refusal comes in milliseconds, not after minutes of swapping or an
+out-of-memory kill. `STUDIO_MEMORY_LIMIT` (bytes, or with a K/M/G suffix) overrides the limit
+taken from the machine, for people who want Studio to use less, and for tests.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from studio.errors import ParameterError
+
+log = logging.getLogger(__name__)
+
+# The SD VAE's largest activations sit at full resolution with 128-256 channels; with the
+# tensors alive at once in a resnet block that is about 3 KB per pixel in fp32.
+VAE_BYTES_PER_PIXEL = 3 * 1024
+# An upscaled picture as uint8 RGB plus the float32 accumulator and weights tiles blend into.
+UPSCALE_OUTPUT_BYTES_PER_PIXEL = 3 + 3 * 4 + 4
+# A resized picture: PIL holds the source and the result (RGB, 4 bytes a pixel internally).
+RESIZE_BYTES_PER_PIXEL = 4 * 2
+# The VAE works in 8x8 blocks: a smaller picture has no latent at all.
+MIN_SIDE = 8
+_SUFFIXES = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def _parse_bytes(text: str) -> int | None:
+    text = text.strip().upper().removesuffix("B")
+    unit = text[-1:] if text[-1:] in _SUFFIXES else ""
+    try:
+        value = float(text[: len(text) - len(unit)])
+    except ValueError:
+        return None
+    return int(value * _SUFFIXES[unit]) if value > 0 else None
+
+
+def memory_limit(device: Any = None) -> int:
+    """Bytes one job may use on `device` (a torch.device, a type name, or None for the CPU)."""
+    override = os.environ.get("STUDIO_MEMORY_LIMIT")
+    if override:
+        parsed = _parse_bytes(override)
+        if parsed is not None:
+            return parsed
+        log.warning("Ignoring STUDIO_MEMORY_LIMIT=%r: expected bytes like 8G.", override)
+    kind = getattr(device, "type", device) or "cpu"
+    if kind == "cuda":
+        import torch
+
+        index = getattr(device, "index", None)
+        total = torch.cuda.get_device_properties(index or 0).total_memory
+        return int(total * 0.85)
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available * 0.85)
+    except Exception:  # psutil missing or unable to read the machine: physical memory / 2
+        try:
+            return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+        except (ValueError, OSError, AttributeError):
+            return 8 * 2**30
+
+
+def _gb(nbytes: float) -> str:
+    return f"{nbytes / 2**30:.1f} GB"
+
+
+def check_vae(
+    width: int, height: int, *, device: Any = None, half: bool = False, what: str = "the picture"
+) -> None:
+    """Refuse a VAE encode/decode at width x height that would not fit in memory.
+
+    Images of a batch go through the VAE one at a time, so the batch size does not count.
+    """
+    if width < MIN_SIDE or height < MIN_SIDE:
+        raise ParameterError(
+            f"{_cap(what)} is {width}x{height} pixels; Studio needs at least "
+            f"{MIN_SIDE}x{MIN_SIDE}: use a larger picture."
+        )
+    need = width * height * VAE_BYTES_PER_PIXEL // (2 if half else 1)
+    limit = memory_limit(device)
+    if need > limit:
+        raise ParameterError(
+            f"{_cap(what)} at {width}x{height} would need about {_gb(need)} of memory to "
+            f"encode or decode, more than the {_gb(limit)} available: use a smaller size "
+            "(--size), or upscale a smaller result."
+        )
+
+
+def check_upscale(width: int, height: int, scale: float, *, model: bool) -> tuple[int, int]:
+    """Refuse an upscale whose result would not fit in memory; return the result's size."""
+    out_w, out_h = max(1, round(width * scale)), max(1, round(height * scale))
+    per_pixel = UPSCALE_OUTPUT_BYTES_PER_PIXEL if model else RESIZE_BYTES_PER_PIXEL
+    need = out_w * out_h * per_pixel
+    limit = memory_limit()
+    if need > limit:
+        raise ParameterError(
+            f"Upscaling {width}x{height} by {scale:g} makes a {out_w}x{out_h} picture that "
+            f"would need about {_gb(need)} of memory, more than the {_gb(limit)} available: "
+            "use a smaller factor or a smaller picture."
+        )
+    return out_w, out_h
+
+
+def check_job(graph: Any, inputs: dict[str, Any], device: Any = None, half: bool = False) -> None:
+    """Before a job starts: its canvas pictures and empty latents must fit through the VAE."""
+    from PIL import Image
+
+    for name, value in (inputs or {}).items():
+        if name != "mask" and isinstance(value, Image.Image):
+            check_vae(*value.size, device=device, half=half, what=f"the {name}")
+    for node in getattr(graph, "nodes", {}).values():
+        if node.type == "EmptyLatent":
+            params = node.params
+            try:
+                width, height = int(params.get("width", 512)), int(params.get("height", 512))
+            except (TypeError, ValueError):
+                continue  # validation names the bad value
+            if width and height:  # 0 = the model's native size, filled in later
+                check_vae(width, height, device=device, half=half, what="an image")
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
