@@ -394,12 +394,12 @@ def test_primitive_values_are_read_through() -> None:
 def test_unsupported_nodes_are_all_named_in_one_sentence() -> None:
     workflow = copy.deepcopy(TXT2IMG)
     workflow["12"] = {"class_type": "ControlNetApply", "inputs": {"conditioning": ["6", 0]}}
-    workflow["10"] = {"class_type": "LoraLoader", "inputs": {"model": ["4", 0], "clip": ["4", 1]}}
+    workflow["10"] = {"class_type": "ControlNetLoader", "inputs": {"control_net_name": "x"}}
     with pytest.raises(WorkflowError) as error:
         import_comfyui(workflow)
     assert str(error.value) == (
         "This ComfyUI workflow uses nodes Studio does not have: "
-        "LoraLoader (node 10), ControlNetApply (node 12)."
+        "ControlNetLoader (node 10), ControlNetApply (node 12)."
     )
 
 

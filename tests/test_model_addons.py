@@ -199,9 +199,7 @@ def test_sdxl_two_encoder_embedding(tiny_sdxl, cpu, models, tmp_path):
 # --------------------------------------------------------------------------- VAE, clip skip
 
 
-def test_vae_and_clip_skip_change_pixels_for_that_job_only(
-    tiny_sd1, cpu, models, folder, tmp_path
-):
+def test_vae_and_clip_skip_change_pixels_for_that_job_only(tiny_sd1, cpu, models, folder, tmp_path):
     before = pixels(tiny_sd1, cpu, models, tmp_path)
     vae = pixels(tiny_sd1, cpu, models, tmp_path, folder=folder, vae="other.vae")
     skip = pixels(tiny_sd1, cpu, models, tmp_path, clip_skip=2)
@@ -218,3 +216,125 @@ def test_a_vae_that_does_not_fit_is_one_sentence(tiny_sd1, cpu, models, tmp_path
     save_file(state, str(path))
     with pytest.raises(NodeFailed, match="wide.vae.safetensors does not fit"):
         pixels(tiny_sd1, cpu, models, tmp_path, vae=str(path))
+
+
+# --------------------------------------------------------------------------- other programs
+
+
+def addon_graph(tiny, folder):
+    lora = str(folder / "models" / "Lora" / "kohya_style.safetensors")
+    return add_model_addons(
+        graph_for(tiny),
+        loras=[LoraChoice(lora, 0.7, 0.4)],
+        vae=str(folder / "models" / "VAE" / "other.vae.safetensors"),
+        clip_skip=2,
+    )
+
+
+def test_a1111_png_round_trip_with_a_lora(tiny_sd1, cpu, models, folder, tmp_path):
+    from PIL import Image
+
+    from studio.formats.a1111 import from_a1111
+    from studio.nodes.model_addons import folder_finder, restore_addons
+
+    original = run(addon_graph(tiny_sd1, folder), tiny_sd1, cpu, models, tmp_path, folder)
+    (saved,) = [p for p in tmp_path.glob("*.png")]
+    text = Image.open(saved).text["parameters"]
+    assert "Clip skip: 2" in text and "VAE: other.vae.safetensors" in text
+    assert "Lora hashes:" in text and "kohya_style:0.7:0.4" in text
+    params = from_a1111(text)
+    fresh = graph_for(tiny_sd1, params.prompt)
+    assert restore_addons(fresh, params.prompt, params.extra, folder_finder([folder])) == []
+    assert np.array_equal(run(fresh, tiny_sd1, cpu, models, tmp_path, folder), original)
+    # Without the files: the user is told which are missing.
+    elsewhere = graph_for(tiny_sd1)
+    notes = restore_addons(
+        elsewhere, "x <lora:gone:1>", params.extra, folder_finder([tmp_path / "none"])
+    )
+    assert any("'gone'" in n for n in notes) and any("'kohya_style'" in n for n in notes)
+    assert any("other.vae.safetensors" in n for n in notes)
+    assert not elsewhere.find("LoRA") and not elsewhere.find("LoadVAE")
+    assert elsewhere.find("ClipSkip")
+
+
+def test_comfyui_export_and_import_keep_the_add_ons(tiny_sd1, cpu, models, folder, tmp_path):
+    from studio.nodes.comfyui import import_comfyui
+    from studio.nodes.comfyui_export import export_comfyui
+
+    graph = addon_graph(tiny_sd1, folder)
+    original = run(graph, tiny_sd1, cpu, models, tmp_path, folder)
+    exported = export_comfyui(graph)
+    by_type = {n["class_type"]: (cid, n["inputs"]) for cid, n in exported.items()}
+    assert {"LoraLoader", "CLIPSetLastLayer", "VAELoader"} <= set(by_type)
+    ckpt = by_type["CheckpointLoaderSimple"][0]
+    lora_id, lora = by_type["LoraLoader"]
+    assert lora["model"] == [ckpt, 0] and lora["clip"] == [ckpt, 1]
+    assert (lora["strength_model"], lora["strength_clip"]) == (0.7, 0.4)
+    skip_id, skip = by_type["CLIPSetLastLayer"]
+    assert skip["stop_at_clip_layer"] == -2
+    assert by_type["CLIPTextEncode"][1]["clip"] == [skip_id, 0]
+    assert by_type["KSampler"][1]["model"] == [lora_id, 0]
+    assert by_type["VAEDecode"][1]["vae"] == [by_type["VAELoader"][0], 0]
+
+    imported = import_comfyui(exported)
+    assert {"LoRA", "ClipSkip", "LoadVAE"} <= {n.type for n in imported.nodes.values()}
+    (loader,) = imported.find("LoadCheckpoint")
+    loader.params.update(path=str(tiny_sd1.single_file), config=str(tiny_sd1.config_folder))
+    assert np.array_equal(run(imported, tiny_sd1, cpu, models, tmp_path, folder), original)
+
+
+def test_comfyui_lora_loader_model_only_and_a_split_clip_chain():
+    from studio.errors import WorkflowError
+    from studio.nodes.comfyui import import_comfyui
+
+    workflow = {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "m.safetensors"}},
+        "2": {
+            "class_type": "LoraLoaderModelOnly",
+            "inputs": {"model": ["1", 0], "lora_name": "a.safetensors", "strength_model": 0.5},
+        },
+        "3": {"class_type": "CLIPTextEncode", "inputs": {"clip": ["1", 1], "text": "x"}},
+        "4": {
+            "class_type": "EmptyLatentImage",
+            "inputs": {"width": 64, "height": 64, "batch_size": 1},
+        },
+        "5": {
+            "class_type": "KSampler",
+            "inputs": {
+                "model": ["2", 0],
+                "positive": ["3", 0],
+                "negative": ["3", 0],
+                "latent_image": ["4", 0],
+                "seed": 1,
+                "steps": 2,
+                "cfg": 7.0,
+                "sampler_name": "euler",
+                "scheduler": "normal",
+                "denoise": 1.0,
+            },
+        },
+        "6": {"class_type": "VAEDecode", "inputs": {"samples": ["5", 0], "vae": ["1", 2]}},
+        "7": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "x"}},
+    }
+    graph = import_comfyui(workflow)
+    (lora,) = graph.find("LoRA")
+    assert lora.params["strength"] == 0.5 and lora.params["text_strength"] == 0.0
+    split = {
+        **workflow,
+        "8": {
+            "class_type": "CLIPSetLastLayer",
+            "inputs": {"clip": ["1", 1], "stop_at_clip_layer": -2},
+        },
+        "2": {
+            "class_type": "LoraLoader",
+            "inputs": {
+                "model": ["1", 0],
+                "clip": ["8", 0],
+                "lora_name": "a.safetensors",
+                "strength_model": 1.0,
+                "strength_clip": 1.0,
+            },
+        },
+    }
+    with pytest.raises(WorkflowError, match="CLIP from another node"):
+        import_comfyui(split)

@@ -433,6 +433,11 @@ _IMPORTERS: dict[str, _Converter] = {
     "RescaleCFG": _model_patch("guidance_rescale", "multiplier"),
     "PerturbedAttentionGuidance": _model_patch("pag_scale", "scale"),
 }
+# LoRA, CLIP skip and VAE loaders live with their exporters.
+from studio.nodes.comfyui_addons import DEFAULT_TITLES, IMPORTERS  # noqa: E402
+
+_IMPORTERS.update(IMPORTERS)
+_DEFAULT_TITLES = _DEFAULT_TITLES | frozenset(DEFAULT_TITLES)
 
 
 def _api_prompt(data: dict[str, Any] | str) -> dict[str, dict[str, Any]]:

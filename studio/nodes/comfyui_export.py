@@ -17,6 +17,8 @@ from studio.errors import WorkflowError
 from studio.formats.comfyui import sampler_to_comfyui
 from studio.graph.document import Graph, Node
 from studio.nodes.comfyui import _defaults, _id_order
+from studio.nodes.comfyui_addons import EXPORTERS as ADDON_EXPORTERS
+from studio.nodes.comfyui_addons import route
 
 _CHECKPOINT_OUTPUT = {"MODEL": 0, "CLIP": 1, "VAE": 2}
 
@@ -76,6 +78,9 @@ class _Exporter:
                 self.problems.append(f"{self.where(source)} has nothing connected to it")
                 return None
             link, source = through, self.graph.nodes[through.src]
+        link, source, index = route(self.graph, link, source, wants)  # LoRA, CLIP skip, VAE
+        if index is not None:
+            return [self.ids[source.id], index]
         if source.type == "LoadCheckpoint":
             index = _CHECKPOINT_OUTPUT[wants]
         else:
@@ -226,6 +231,7 @@ def _export_pass_through(ex: _Exporter, node: Node) -> None:
         )
 
 
+_EXPORTERS.update(ADDON_EXPORTERS)
 _EXPORTERS["Region"] = _export_pass_through
 _EXPORTERS["ScaleToRegion"] = _export_pass_through
 
