@@ -66,6 +66,9 @@ def measure_gaps(args, workdir: Path) -> list[tuple[str, list[float], float]]:
     model, config, size = pick_model(args)
     settings = Settings(output_folder=str(workdir / "out"), device=args.device)
     window = MainWindow(settings)
+    if args.threads:
+        # Applied by the worker when the first job picks the device, as in the app.
+        window.bridge.runtime.cpu_threads = args.threads
     window.resize(1400, 860)
     window.show()
     doc = window.document
@@ -150,6 +153,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="warm jobs after the first")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--launches", type=int, default=3)
+    parser.add_argument("--threads", type=int, help="CPU threads for jobs (default: the app's)")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="studio-ui-latency-"))
     os.environ["STUDIO_CONFIG_DIR"] = str(workdir / "config")

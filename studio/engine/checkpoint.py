@@ -26,6 +26,7 @@ from diffusers.utils import logging as diffusers_logging
 from studio.engine.configs import bundled_config, load_tokenizers
 from studio.engine.detect import CheckpointInfo, detect
 from studio.engine.device import DeviceChoice, device_memory_budget, free_device_memory
+from studio.engine.single_file import can_stream, load_streamed
 from studio.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -156,6 +157,8 @@ def _load_pipeline(
             )
         config = bundled_config(info.config_name)
     extra.update(load_tokenizers(config))
+    if can_stream(info):
+        return load_streamed(info, config, cls, choice.dtype, choice.device, extra)
     return cls.from_single_file(
         str(info.path),
         config=str(config),

@@ -61,18 +61,29 @@ def choose_device(preference: str = "auto", dtype: str | None = None) -> DeviceC
         chosen = table[dtype]
         if preference == "cpu" and chosen == torch.float16:
             raise ParameterError("fp16 is not supported on the CPU: use fp32 or bf16.")
-    if preference == "cpu":
-        reserve_core_for_gui()
     return DeviceChoice(torch.device(preference), chosen)
 
 
-def reserve_core_for_gui() -> None:
-    """Leave one core free so the window stays responsive while the CPU samples."""
-    cores = os.cpu_count() or 1
-    threads = max(1, cores - 1)
-    if torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
-        log.info("Using %d of %d CPU cores for sampling", threads, cores)
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def use_cpu_threads(threads: int | None = None) -> int:
+    """Run torch's CPU work on `threads` threads (None or 0: every usable core); the count used.
+
+    One pool serves every thread that calls torch (the worker's included), so this is
+    process-wide.
+    """
+    cores = usable_cores()
+    wanted = max(1, min(threads or cores, cores))
+    if torch.get_num_threads() != wanted:
+        torch.set_num_threads(wanted)
+    log.info("Using %d of %d CPU cores for sampling", wanted, cores)
+    return wanted
 
 
 def free_device_memory(device: torch.device) -> None:

@@ -210,8 +210,11 @@ class Runtime:
         models: Any = None,
         output_dir: str | Path | None = None,
         model_folders: list[Path] | None = None,
+        cpu_threads: int | None = None,
     ) -> None:
         self.executor = executor if executor is not None else Executor()
+        # Threads for CPU jobs (None: every core); applied when the worker picks the device.
+        self.cpu_threads = cpu_threads
         self._device = device
         self._precision = precision
         self._choice: Any = None if isinstance(device, str) else device
@@ -394,6 +397,10 @@ class Runtime:
             from studio.engine.device import choose_device
 
             self._choice = choose_device(self._device, self._precision)
+            if self._choice.device.type == "cpu":
+                from studio.engine.device import use_cpu_threads
+
+                use_cpu_threads(self.cpu_threads)
         return self._choice
 
     def _model_cache(self) -> Any:
