@@ -223,7 +223,12 @@ def _chunk(kind: bytes, body: bytes) -> bytes:
 def png_huge_text(path: Path, megabytes: int = 64, key: str = "parameters") -> Path:
     """A PNG whose zTXt chunk inflates past PIL's 1 MB text limit (to `megabytes`)."""
     data = png_bytes()
-    text = _chunk(b"zTXt", key.encode() + b"\0\0" + zlib.compress(b"a" * megabytes * 2**20, 9))
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    # One megabyte compressed once and repeated (see deflate_bomb_pth) behind a zlib header;
+    # the checksum at the end is left out: nothing reads that far.
+    piece = compressor.compress(b"a" * 2**20) + compressor.flush(zlib.Z_FULL_FLUSH)
+    stream = b"\x78\xda" + piece * megabytes + compressor.flush(zlib.Z_FINISH)
+    text = _chunk(b"zTXt", key.encode() + b"\0\0" + stream)
     path.write_bytes(data[:33] + text + data[33:])
     return path
 

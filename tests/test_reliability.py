@@ -237,11 +237,21 @@ def test_generate_bad_input(capsys, place, make, needle):
     run_case(capsys, place, ["generate", "a red circle", "--steps", 1, *make(place)], needle=needle)
 
 
-def test_generate_refuses_a_picture_over_the_memory_budget(capsys, place, monkeypatch):
+def test_generate_refuses_a_size_over_the_memory_budget(capsys, place, monkeypatch):
     monkeypatch.setenv("STUDIO_MEMORY_LIMIT", "1G")
-    init = h.png(place.work / "big.png", (2048, 2048))
-    line = run_case(capsys, place, ["generate", "x", "--init", init, "--steps", 1], needle="1.0 GB")
+    argv = ["generate", "x", "--size", "2048x2048", "--steps", 1]
+    line = run_case(capsys, place, argv, needle="1.0 GB")
     assert "2048x2048" in line and "smaller size" in line
+
+
+def test_a_full_resolution_picture_over_the_memory_budget_is_refused(capsys, place, monkeypatch):
+    """Without a generation region scaled to the model, the VAE sees the whole picture."""
+    monkeypatch.setenv("STUDIO_MEMORY_LIMIT", "1G")
+    document = {**STUDIO_DOC, "nodes": [{"id": "image", "type": "CanvasImage"}]}
+    workflow = place.file("full.json", json.dumps(document))
+    image = h.png(place.work / "big.png", (2048, 2048))
+    line = run_case(capsys, place, ["run", workflow, "--image", image], needle="1.0 GB")
+    assert "2048x2048" in line
 
 
 UPSCALE: list[Case] = [
@@ -697,3 +707,193 @@ def test_under_an_address_space_limit(place, argv, needle, limit):
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     assert needle in lines[0] and "Traceback" not in result.stderr
     assert snapshot(place.work, place.out) == before
+
+
+# -- the window's loaders: open, drop, restore, import, gui --workflow, settings -------------------
+
+
+@pytest.fixture(scope="module")
+def shared_window(qapp, tmp_path_factory):
+    """One window for the loader cases (building one per case would cost seconds each)."""
+    from studio.settings import Settings
+    from studio.ui.main_window import MainWindow
+
+    win = MainWindow(Settings(output_folder=str(tmp_path_factory.mktemp("out")), device="cpu"))
+    yield win
+    win.close()
+
+
+@pytest.fixture
+def window(shared_window, place):
+    shared_window.message.clear()
+    shared_window.message.setVisible(False)
+    return shared_window
+
+
+def _shown(window) -> str:
+    # The banner (the window is not shown in these tests, so "not hidden" rather than visible).
+    return window.message.text() if not window.message.isHidden() else ""
+
+
+WINDOW_FILES: list[tuple[str, Callable[[Place], Path], str]] = [
+    ("missing", lambda p: p.work / "none.png", "not found"),
+    ("folder", lambda p: p.work, "folder"),
+    ("text-file", lambda p: p.file("notes.png", "not an image"), "notes.png"),
+    ("empty", lambda p: p.file("empty.png"), "empty.png"),
+    ("truncated", lambda p: h.truncated_png(p.work / "half.png"), "half.png"),
+    ("bomb-header", lambda p: h.png_claiming_size(p.work / "b.png", 60000, 60000), "b.png"),
+    ("huge-text", lambda p: h.png_huge_text(p.work / "t.png"), "t.png"),
+]
+
+
+@pytest.mark.parametrize("loader", ["open_path", "drop_file"])
+@pytest.mark.parametrize(
+    "make, needle", [c[1:] for c in WINDOW_FILES], ids=[c[0] for c in WINDOW_FILES]
+)
+def test_the_window_opens_hostile_pictures_with_one_sentence(window, place, loader, make, needle):
+    path = make(place)
+    before = snapshot(place.work, place.out)
+    with PeakMemory() as memory:
+        getattr(window.session, loader)(str(path))
+    text = _shown(window)
+    assert needle.lower() in text.lower() and "\n" not in text, text
+    assert snapshot(place.work, place.out) == before and memory.peak < CEILING
+
+
+RESTORE: list[tuple[str, Callable[[Place], Path], str]] = [
+    ("huge-text", lambda p: h.png_huge_text(p.work / "t.png"), "text chunk"),
+    ("studio-nested", lambda p: h.png(p.work / "n.png", studio=h.nested_json(100_000)), "JSON"),
+    ("comfy-broken", lambda p: h.png(p.work / "c.png", prompt="{broken"), "JSON"),
+    ("no-parameters", lambda p: h.png(p.work / "plain.png"), "no generation parameters"),
+    ("not-an-image", lambda p: p.file("x.png", "text"), "x.png"),
+    (
+        "workflow-nested",
+        lambda p: h.png(
+            p.work / "w.png",
+            studio=json.dumps(
+                {
+                    "format": "studio",
+                    "version": 1,
+                    "params": {"prompt": "kept"},
+                    "workflow": json.loads(h.nested_object(300)),
+                }
+            ),
+        ),
+        "",
+    ),
+]
+
+
+@pytest.mark.parametrize("make, needle", [c[1:] for c in RESTORE], ids=[c[0] for c in RESTORE])
+def test_restore_parameters_from_hostile_pictures(window, place, make, needle):
+    path = make(place)
+    before = snapshot(place.work, place.out)
+    with PeakMemory() as memory:
+        window.session.restore_parameters(str(path))
+    text = _shown(window)
+    assert needle.lower() in text.lower() and "\n" not in text, text
+    assert snapshot(place.work, place.out) == before and memory.peak < CEILING
+
+
+IMPORT: list[tuple[str, Callable[[Place], Path], str]] = [
+    ("chain-5000", lambda p: p.file("c.json", json.dumps(h.comfy_chain(5000))), "5005 nodes"),
+    ("nested-200000", lambda p: p.file("n.json", h.nested_json(200_000)), "nested too deeply"),
+    ("ui-format", lambda p: p.file("u.json", json.dumps({"nodes": [], "links": []})), "API"),
+    ("not-json", lambda p: p.file("x.json", "{"), "x.json"),
+    ("huge-text-png", lambda p: h.png_huge_text(p.work / "t.png", key="prompt"), "text chunk"),
+    ("png-without-workflow", lambda p: h.png(p.work / "plain.png"), "no ComfyUI workflow"),
+]
+
+
+@pytest.mark.parametrize("make, needle", [c[1:] for c in IMPORT], ids=[c[0] for c in IMPORT])
+def test_import_refuses_hostile_comfyui_files(window, place, make, needle):
+    from studio.ui.menus import import_workflow
+
+    path = make(place)
+    nodes_before = dict(window.document.graph.nodes)
+    with PeakMemory() as memory:
+        assert import_workflow(window, str(path)) is False
+    text = _shown(window)
+    assert needle.lower() in text.lower() and "\n" not in text, text
+    assert window.document.graph.nodes == nodes_before and memory.peak < CEILING
+
+
+@pytest.mark.parametrize("as_png", [False, True], ids=["json", "png"])
+def test_gui_workflow_imports_a_comfyui_workflow(window, place, as_png):
+    """`studio gui --workflow` (studio.ui.app.load_workflow) takes what ComfyUI saves."""
+    from studio.ui.app import load_workflow
+
+    prompt = json.dumps(h.comfy_chain(2))
+    path = (
+        h.png(place.work / "comfy.png", prompt=prompt)
+        if as_png
+        else place.file("comfy.json", prompt)
+    )
+    load_workflow(window, path)
+    graph = window.document.graph
+    assert len(graph.find("Sample")) == 2 and graph.find("LoadCheckpoint"), _shown(window)
+
+
+@pytest.mark.parametrize("text", [c[1] for c in BAD_SETTINGS], ids=[c[0] for c in BAD_SETTINGS])
+def test_the_window_starts_with_a_bad_settings_file(qtbot, place, text):
+    from studio.settings import Settings
+    from studio.ui.main_window import MainWindow
+
+    (Path(os.environ["STUDIO_CONFIG_DIR"]) / "settings.json").write_text(text, encoding="utf-8")
+    win = MainWindow(Settings.load())
+    qtbot.addWidget(win)
+    assert win.settings.device in ("auto", "cpu")
+    win.close()
+
+
+# -- closing the window: the GUI thread never waits; a loading model is abandoned -----------------
+
+
+class _StuckExecutor:
+    """Stands for a model that is still loading: it ignores cancel until released."""
+
+    def __init__(self) -> None:
+        self.started, self.release = threading.Event(), threading.Event()
+
+    def run(self, graph, ctx, emit, job_id):
+        self.started.set()
+        self.release.wait(30)
+
+
+def test_closing_the_window_does_not_wait_for_a_loading_model(qtbot, place, monkeypatch):
+    import studio.ui.app as app
+    from studio.graph.document import Graph
+    from studio.runtime.worker import Runtime
+    from studio.settings import Settings
+    from studio.ui.main_window import MainWindow
+
+    win = MainWindow(Settings(output_folder=str(place.out), device="cpu"))
+    qtbot.addWidget(win)
+    stuck = _StuckExecutor()
+    win.bridge.runtime = Runtime(executor=stuck, device=object())
+    win.bridge.runtime.submit(Graph())
+    assert stuck.started.wait(30)
+    win.close()  # returns although the worker cannot stop: nothing joined it
+    thread = win.bridge.runtime._thread
+    assert thread.is_alive()
+    exits: list[int] = []
+    monkeypatch.setattr(app, "WORKER_GRACE_SECONDS", 0.01)
+    monkeypatch.setattr(app.os, "_exit", exits.append)
+    app._leave(win, 0)  # what `studio gui` does after the loop: abandon the worker, exit now
+    assert exits == [0]
+    stuck.release.set()
+    thread.join(30)
+
+
+def test_leaving_after_the_worker_stopped_exits_normally(qtbot, place, monkeypatch):
+    import studio.ui.app as app
+    from studio.settings import Settings
+    from studio.ui.main_window import MainWindow
+
+    win = MainWindow(Settings(output_folder=str(place.out), device="cpu"))
+    qtbot.addWidget(win)
+    win.close()
+    exits: list[int] = []
+    monkeypatch.setattr(app.os, "_exit", exits.append)
+    app._leave(win, 0)
+    assert exits == []

@@ -75,11 +75,7 @@ def check_vae(
 
     Images of a batch go through the VAE one at a time, so the batch size does not count.
     """
-    if width < MIN_SIDE or height < MIN_SIDE:
-        raise ParameterError(
-            f"{_cap(what)} is {width}x{height} pixels; Studio needs at least "
-            f"{MIN_SIDE}x{MIN_SIDE}: use a larger picture."
-        )
+    check_side(width, height, what=what)
     need = width * height * VAE_BYTES_PER_PIXEL // (2 if half else 1)
     limit = memory_limit(device)
     if need > limit:
@@ -87,6 +83,15 @@ def check_vae(
             f"{_cap(what)} at {width}x{height} would need about {_gb(need)} of memory to "
             f"encode or decode, more than the {_gb(limit)} available: use a smaller size "
             "(--size), or upscale a smaller result."
+        )
+
+
+def check_side(width: int, height: int, *, what: str = "the picture") -> None:
+    """Refuse a picture too small to have a latent (a 1x1 image, say)."""
+    if width < MIN_SIDE or height < MIN_SIDE:
+        raise ParameterError(
+            f"{_cap(what)} is {width}x{height} pixels; Studio needs at least "
+            f"{MIN_SIDE}x{MIN_SIDE}: use a larger picture."
         )
 
 
@@ -109,8 +114,19 @@ def check_job(graph: Any, inputs: dict[str, Any], device: Any = None, half: bool
     """Before a job starts: its canvas pictures and empty latents must fit through the VAE."""
     from PIL import Image
 
+    nodes = getattr(graph, "nodes", {}).values()
+    # A generation region scaled to the model, or a masked-area crop, is all the VAE sees of
+    # the canvas picture: a 12-megapixel photo then costs what the model's size costs.
+    bounded = any(
+        (node.type == "Region" and node.params.get("scale", True)) or node.type == "CropToMask"
+        for node in nodes
+    )
     for name, value in (inputs or {}).items():
-        if name != "mask" and isinstance(value, Image.Image):
+        if name == "mask" or not isinstance(value, Image.Image):
+            continue
+        if bounded:
+            check_side(*value.size, what=f"the {name}")  # scaling cannot make up a picture
+        else:
             check_vae(*value.size, device=device, half=half, what=f"the {name}")
     for node in getattr(graph, "nodes", {}).values():
         if node.type == "EmptyLatent":
