@@ -62,6 +62,29 @@ def test_bridge_previews_are_latest_frame_wins_and_throttled(qtbot):
     bridge.shutdown()
 
 
+def test_bridge_draws_every_preview_of_fast_steps(qtbot):
+    from studio.ui.bridge import RuntimeBridge
+
+    bridge = RuntimeBridge(device="cpu")
+    shown: list[int] = []
+    bridge.preview.connect(lambda image: shown.append(int(image[0, 0, 0])))
+    bridge._jobs["job-1"] = (None, None)
+
+    def worker() -> None:
+        # 30 ms steps (33 a second): the small model on a fast CPU.
+        bridge._listen(JobStarted("job-1"))
+        for index in range(12):
+            bridge._listen(Preview("job-1", "sample", np.full((8, 8, 3), index, np.uint8)))
+            time.sleep(0.03)
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    qtbot.waitUntil(lambda: not thread.is_alive() and shown and shown[-1] == 11, timeout=10_000)
+    # At most one frame may be lost to a GUI hiccup; at 20 per second a third would be.
+    assert len(shown) >= 11 and shown == sorted(shown)
+    bridge.shutdown()
+
+
 def test_the_built_in_model_is_listed_first_and_used_by_default(
     qtbot, tmp_path, monkeypatch, tiny_sd1
 ):

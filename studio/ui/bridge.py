@@ -11,7 +11,8 @@ does not, so the window would behave differently under test. The inbox here has 
 semantics as the runtime's async inbox: a newer preview replaces a waiting one, no other event
 is dropped, and at most one wake-up is in flight.
 
-Previews are latest-frame-wins and drawn at most `PREVIEW_HZ` times a second.
+Previews are latest-frame-wins and drawn at most `PREVIEW_HZ` times a second: as often as a
+screen refreshes, so every step's preview is drawn unless steps come faster than that.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from studio.runtime.worker import Job, Runtime
 
 log = logging.getLogger(__name__)
 
-PREVIEW_HZ = 20
+PREVIEW_HZ = 60
 
 
 class RuntimeBridge(QObject):

@@ -1,0 +1,66 @@
+"""Single-file checkpoints streamed into the model give exactly diffusers' own weights."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from studio.engine.configs import load_tokenizers
+from studio.engine.detect import detect
+from studio.errors import ModelError
+
+
+def _both(tiny, dtype):
+    from studio.engine.checkpoint import pipeline_class
+    from studio.engine.single_file import can_stream, load_streamed
+
+    info = detect(tiny.single_file)
+    assert can_stream(info)
+    cls = pipeline_class(info, "inpaint" if info.inpaint else "txt2img")
+    extra = dict(load_tokenizers(tiny.config_folder))
+    if info.family != "sdxl":
+        extra.update(safety_checker=None, feature_extractor=None, requires_safety_checker=False)
+    streamed = load_streamed(info, tiny.config_folder, cls, dtype, torch.device("cpu"), extra)
+    reference = cls.from_single_file(
+        str(tiny.single_file),
+        config=str(tiny.config_folder),
+        local_files_only=True,
+        torch_dtype=dtype,
+        **extra,
+    )
+    return streamed, reference
+
+
+@pytest.mark.parametrize(
+    ("family", "dtype"),
+    [
+        ("sd1", torch.float32),
+        ("sd1", torch.bfloat16),
+        ("sd2v", torch.float32),
+        ("sdxl", torch.float32),
+    ],
+)
+def test_streamed_weights_equal_diffusers_single_file_loading(
+    family, dtype, tiny_sd1, tiny_sd2v, tiny_sdxl
+):
+    tiny = {"sd1": tiny_sd1, "sd2v": tiny_sd2v, "sdxl": tiny_sdxl}[family]
+    streamed, reference = _both(tiny, dtype)
+    names = ["unet", "vae", "text_encoder"] + (["text_encoder_2"] if family == "sdxl" else [])
+    for name in names:
+        got, want = getattr(streamed, name).state_dict(), getattr(reference, name).state_dict()
+        assert got.keys() == want.keys(), name
+        for key, value in want.items():
+            assert got[key].dtype == value.dtype, (name, key)
+            assert torch.equal(got[key], value), (name, key)
+    assert type(streamed.scheduler) is type(reference.scheduler)
+    assert streamed.scheduler.config == reference.scheduler.config
+
+
+def test_a_truncated_file_is_refused_with_a_sentence(tiny_sd1, cpu, tmp_path):
+    from studio.engine.checkpoint import load_model
+
+    data = tiny_sd1.single_file.read_bytes()
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(ModelError, match="broken.safetensors"):
+        load_model(broken, cpu, config=tiny_sd1.config_folder)
