@@ -885,7 +885,7 @@ def test_closing_the_window_does_not_wait_for_a_loading_model(qtbot, place, monk
     thread.join(30)
 
 
-def test_leaving_after_the_worker_stopped_exits_normally(qtbot, place, monkeypatch):
+def test_leaving_after_the_worker_stopped_exits_at_once(qtbot, place, monkeypatch):
     import studio.ui.app as app
     from studio.settings import Settings
     from studio.ui.main_window import MainWindow
@@ -895,5 +895,5 @@ def test_leaving_after_the_worker_stopped_exits_normally(qtbot, place, monkeypat
     win.close()
     exits: list[int] = []
     monkeypatch.setattr(app.os, "_exit", exits.append)
-    app._leave(win, 0)
-    assert exits == []
+    app._leave(win, 3)  # the interpreter's teardown is skipped, the exit code kept
+    assert exits == [3] and not win.bridge.busy

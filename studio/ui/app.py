@@ -55,6 +55,7 @@ def run(
     if screenshot is not None:
         return save_screenshot(app, window, screenshot)
     _report_uncaught_errors(window)
+    window.collector.collect_on_stop = False  # see _leave: the process ends with the window
     window.show()
     if exit_when_shown:
         # For bench/ui_latency.py: when the window has been laid out and shown, report and quit.
@@ -77,13 +78,13 @@ def _leave(window, code: int) -> None:
 
     Closing cancelled the job; one denoising step is usually far shorter than the grace time.
     A model still loading cannot be interrupted: rather than keep a closed window's process
-    alive for seconds, it is abandoned (nothing of the user's is lost: results were saved as
-    they came, settings when they changed).
+    alive for seconds, it is abandoned. The interpreter's own teardown (torch, thread pools)
+    takes seconds too, so the process ends here either way: nothing of the user's is lost,
+    results were saved as they came, settings when they changed, the window's state at close.
     """
     runtime = window.bridge.runtime
-    if runtime.shutdown(WORKER_GRACE_SECONDS):
-        return
-    log.info("Leaving the worker behind (a model was still loading)")
+    if not runtime.shutdown(WORKER_GRACE_SECONDS):
+        log.info("Leaving the worker behind (a model was still loading)")
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -31,6 +31,9 @@ class GuiThreadCollector(QObject):
         _active += 1
         gc.disable()
         self._running = True
+        # studio.ui.app turns this off: the process ends right after the window, so a full
+        # collection at close (about half a second with torch loaded) would only delay it.
+        self.collect_on_stop = True
         self._timer = QTimer(self)
         self._timer.setInterval(interval_ms)
         self._timer.timeout.connect(self.collect_if_due)
@@ -51,7 +54,8 @@ class GuiThreadCollector(QObject):
             return
         self._running = False
         self._timer.stop()
-        gc.collect()
+        if self.collect_on_stop:
+            gc.collect()
         _active -= 1
         if _active == 0 and _was_enabled:
             gc.enable()
