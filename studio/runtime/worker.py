@@ -118,6 +118,8 @@ class Job:
         self.inputs = inputs
         self.done = threading.Event()
         self.token = CancelToken()
+        # (model path, config folder) when this job only loads a model ahead of time.
+        self.preload: tuple[str, str] | None = None
         self.outcome: Event | None = None  # JobFinished, JobFailed or JobCancelled, once done
         self._cancel = cancel
         self._lock = threading.Lock()
@@ -255,6 +257,27 @@ class Runtime:
             self._lock.notify_all()
         return job
 
+    def preload(self, model_path: str, config: str = "") -> Job:
+        """Queue loading a model (and importing the engine) before any job needs it.
+
+        The window calls this once it is shown, so the first Generate waits only for what is
+        left of the load; a job submitted meanwhile queues behind it.
+        """
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("The runtime has been shut down.")
+            job = Job(f"job-{next(self._ids)}", Graph(), {}, self._cancel)
+            job.preload = (model_path, config)
+            self._queue.append(job)
+            job.emit(JobQueued(job.id, len(self._queue) - 1 + (self._running is not None)))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._work, name="studio-worker", daemon=True
+                )
+                self._thread.start()
+            self._lock.notify_all()
+        return job
+
     async def run(self, graph: Graph, inputs: dict[str, Any] | None = None) -> AsyncIterator[Event]:
         """Submit `graph` and yield its events on the running loop, ending with the last one.
 
@@ -367,8 +390,11 @@ class Runtime:
                 model_folders=list(self.model_folders),
                 workflow=_workflow(job.graph),
             )
-            _check_budget(job, ctx.device)
-            self.executor.run(job.graph, ctx, job.emit, job.id)
+            if job.preload is not None:
+                _preload(ctx, *job.preload)
+            else:
+                _check_budget(job, ctx.device)
+                self.executor.run(job.graph, ctx, job.emit, job.id)
         except Cancelled:
             job.emit(JobCancelled(job.id))
         except NodeFailed as error:
@@ -409,6 +435,16 @@ class Runtime:
 
             self.models = ModelCache()
         return self.models
+
+
+def _preload(ctx: RunContext, model_path: str, config: str) -> None:
+    """Load a model into the runtime's cache the way the LoadCheckpoint node will ask for it."""
+    from pathlib import Path
+
+    from studio.nodes.library.models import resolve_model_path
+
+    path = resolve_model_path(model_path, ctx, "model")
+    ctx.models.get(path, ctx.device, config=Path(config).expanduser() if config else None)
 
 
 def _check_budget(job: Job, choice: Any) -> None:

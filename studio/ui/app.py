@@ -57,6 +57,11 @@ def run(
     _report_uncaught_errors(window)
     window.collector.collect_on_stop = False  # see _leave: the process ends with the window
     window.show()
+    if not exit_when_shown:
+        from studio.ui.warmup import warm_up
+
+        # After the first paint: the engine and the model load on the worker meanwhile.
+        QTimer.singleShot(0, lambda: warm_up(window))
     if exit_when_shown:
         # For bench/ui_latency.py: when the window has been laid out and shown, report and quit.
         def report() -> None:

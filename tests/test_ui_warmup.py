@@ -1,0 +1,55 @@
+"""No cold start: the window loads its model in the background once shown."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from studio.settings import Settings  # noqa: E402
+from tests.test_ui_window import JOB_TIMEOUT, generate_and_wait, use_tiny_model  # noqa: E402
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, tiny_sd1):
+    from studio.ui.main_window import MainWindow
+
+    win = MainWindow(Settings(output_folder=str(tmp_path / "out"), device="cpu"))
+    qtbot.addWidget(win)
+    win.show()
+    use_tiny_model(win, tiny_sd1)
+    yield win
+    win.close()
+
+
+def test_the_model_loads_in_the_background_and_the_first_job_reuses_it(qtbot, window):
+    from studio.ui.warmup import warm_up
+
+    warmup = warm_up(window)
+    assert warmup.job is not None
+    qtbot.waitUntil(lambda: warmup.state == "ready", timeout=JOB_TIMEOUT)
+    assert "is loaded" in window.statusBar().currentMessage()
+    runtime = window.bridge.runtime
+    assert runtime.models.loads == 1
+
+    generate_and_wait(qtbot, window)
+    assert not window.message.isVisible(), window.message.text()
+    assert runtime.models.loads == 1  # the job found the model loaded
+    assert window.canvas.staged_count() == 1
+
+
+def test_a_job_submitted_while_loading_waits_for_the_load(qtbot, window):
+    from studio.ui.warmup import warm_up
+
+    warmup = warm_up(window)
+    generate_and_wait(qtbot, window)  # queued behind the load
+    assert warmup.state == "ready"
+    assert window.bridge.runtime.models.loads == 1
+    assert window.canvas.staged_count() == 1
+
+
+def test_no_model_chosen_loads_nothing(qtbot, window):
+    from studio.ui.warmup import ModelWarmup
+
+    window.document.set_param("model", "path", "")
+    assert not ModelWarmup(window).start()
