@@ -39,12 +39,19 @@ class _TensorRef:
 
 
 class _TorchPickler(pickle.Pickler):
+    legacy = False  # the pre-1.6 format's storage ids end with a view field
+
     def persistent_id(self, obj):
         if isinstance(obj, _StorageRef):
             import torch
 
-            return ("storage", torch.FloatStorage, obj.key, "cpu", obj.numel)
+            found = ("storage", torch.FloatStorage, obj.key, "cpu", obj.numel)
+            return (*found, None) if self.legacy else found
         return None
+
+
+class _LegacyPickler(_TorchPickler):
+    legacy = True
 
 
 def _torch_pickle(numel: int) -> bytes:
@@ -143,7 +150,7 @@ def legacy_huge_storage_pth(path: Path, numel: int = 2**31) -> Path:
     stream = io.BytesIO()
     for value in (0x1950A86A20F9469CFC6C, 1001, {"protocol_version": 1001, "little_endian": True}):
         pickle.dump(value, stream, protocol=2)
-    _TorchPickler(stream, protocol=2).dump({"weight": _TensorRef(_StorageRef("0", numel))})
+    _LegacyPickler(stream, protocol=2).dump({"weight": _TensorRef(_StorageRef("0", numel))})
     pickle.dump(["0"], stream, protocol=2)
     stream.write(struct.pack("<q", numel) + bytes(16))
     path.write_bytes(stream.getvalue())
@@ -155,7 +162,7 @@ def legacy_keyerror_pth(path: Path) -> Path:
     stream = io.BytesIO()
     for value in (0x1950A86A20F9469CFC6C, 1001, {"protocol_version": 1001, "little_endian": True}):
         pickle.dump(value, stream, protocol=2)
-    _TorchPickler(stream, protocol=2).dump({"weight": _TensorRef(_StorageRef("0", 4))})
+    _LegacyPickler(stream, protocol=2).dump({"weight": _TensorRef(_StorageRef("0", 4))})
     pickle.dump(["1"], stream, protocol=2)
     stream.write(struct.pack("<q", 4) + bytes(16))
     path.write_bytes(stream.getvalue())
