@@ -222,6 +222,37 @@ def test_inpaint_uploads_image_and_mask_and_keeps_pixels_outside_the_mask(fake, 
     assert events[-1].images[0][1].mode == "inpaint"
 
 
+def _masked_area_only(model: str) -> Graph:
+    g = inpaint(seed=4)
+    g.set_param("model", "path", model)
+    g.add(Node("crop", "CropToMask", {"enabled": True, "padding": 4}))
+    g.connect("image", "image", "crop", "image")
+    g.connect("feather", "mask", "crop", "mask")
+    g.connect("model", "model", "crop", "model")
+    g.connect("crop", "image", "encode", "image")
+    g.connect("crop", "mask", "setmask", "mask")
+    g.connect("crop", "region", "composite", "region")
+    return g
+
+
+@pytest.mark.parametrize(
+    "model, work", [("sd_xl_base_1.0.safetensors", 1024), ("SD15/v1-5-pruned.safetensors", 512)]
+)
+def test_masked_area_only_crops_here_at_the_server_models_size(fake, tmp_path, cpu, model, work):
+    image, mask = _canvas()
+    events = _events(
+        _runtime([fake], tmp_path, cpu), _masked_area_only(model), {"image": image, "mask": mask}
+    )
+    assert isinstance(events[-1], JobFinished), events[-1]
+    sent = next(u for u in fake.uploads.values() if u.mode == "RGB")
+    assert max(sent.size) == work  # the crop around the mask, scaled here to the model's size
+    result = np.asarray(events[-1].images[0][0].convert("RGB"))
+    assert result.shape == (64, 64, 3)
+    outside = np.asarray(mask) == 0
+    assert np.array_equal(result[outside], np.asarray(image)[outside])
+    assert tuple(result[32, 32]) == seed_colour(4)
+
+
 def test_the_same_canvas_is_uploaded_once_and_again_after_a_restart(fake, tmp_path, cpu):
     image, mask = _canvas()
     runtime = _runtime([fake], tmp_path, cpu)
@@ -503,3 +534,11 @@ def test_cli_bad_server_is_one_line(capsys):
     code = main(["generate", "a cat", "--server", "ftp://nowhere", "--steps", "2"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err and "not a ComfyUI server address" in err
+
+
+def test_cli_token_without_a_server_is_one_line(capsys):
+    from studio.cli import main
+
+    code = main(["generate", "a cat", "--token", "abc", "--steps", "2"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "--token needs --server" in err

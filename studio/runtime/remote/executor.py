@@ -21,7 +21,15 @@ from studio.runtime.executor import Executor, NodeFailed
 from studio.runtime.remote.job import RemoteJob
 from studio.runtime.remote.pool import ServerPool
 from studio.runtime.remote.server import RemoteError, Server
-from studio.runtime.remote.split import PART_TYPE, Split, exportable_types, split
+from studio.runtime.remote.split import (
+    MODEL_INFO_SPEC,
+    MODEL_INFO_TYPE,
+    PART_TYPE,
+    Split,
+    exportable_types,
+    server_model,
+    split,
+)
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +52,21 @@ class _Types(Mapping[str, NodeType]):
     def __getitem__(self, key: str) -> NodeType:
         if key == PART_TYPE and self.part is not None:
             return self.part
+        if key == MODEL_INFO_TYPE:
+            return _MODEL_INFO
         return self.base[key]
 
     def __iter__(self) -> Iterator[str]:
         yield from self.base
+        yield MODEL_INFO_TYPE
         if self.part is not None:
             yield PART_TYPE
 
     def __len__(self) -> int:
-        return len(self.base) + (self.part is not None)
+        return len(self.base) + 1 + (self.part is not None)
+
+
+_MODEL_INFO = NodeType(MODEL_INFO_SPEC, server_model)
 
 
 class RemoteExecutor:
@@ -121,18 +135,22 @@ class _Translate:
         self, graph: Graph, part: Split, emit: Callable[[Event], None], job_id: str
     ) -> None:
         self._part_ids = {i for i, n in part.local.nodes.items() if n.type == PART_TYPE}
+        # Nodes of ours the user's workflow does not have: their own events are not shown.
+        self._ours = self._part_ids | {
+            i for i, n in part.local.nodes.items() if n.type == MODEL_INFO_TYPE
+        }
         self._remote = part.remote
         self._emit = emit
         self._job_id = job_id
 
     def __call__(self, event: Event) -> None:
         node_id = getattr(event, "node_id", None)
-        if node_id not in self._part_ids:
+        if node_id not in self._ours:
             self._emit(event)
-        elif isinstance(event, NodeCached):
+        elif isinstance(event, NodeCached) and node_id in self._part_ids:
             for remote in self._remote:
                 self._emit(NodeCached(self._job_id, remote))
-        elif isinstance(event, NodeStarted | NodeFinished):
+        elif isinstance(event, NodeStarted | NodeFinished | NodeCached):
             pass  # the job reports each server node as the server runs it
         else:
             self._emit(event)

@@ -10,6 +10,7 @@ graph, so the local executor runs the rest exactly as it would without a server.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +35,8 @@ from studio.graph.validate import node_name
 
 PART_ID = "comfyui"
 PART_TYPE = "ComfyUIServerPart"
+# Stands for the server's model where a node here only wants to know its size.
+MODEL_INFO_TYPE = "ComfyUIServerModel"
 # Values that only exist where the model is loaded.
 SERVER_TYPES = frozenset({MODEL, CONDITIONING, LATENT, UPSCALE_MODEL})
 # Plain values computed here that set parameters of a server node: (node type, input) -> how.
@@ -115,7 +118,13 @@ def split(graph: Graph, specs: Mapping[str, NodeSpec], exportable: Collection[st
         dst = graph.nodes[link.dst]
         port = specs[dst.type].input(link.dst_port)
         if port_type == MODEL and port is not None and port.optional:
-            continue  # e.g. the crop's model (for its size): without it the node uses its own
+            # The region or crop asks the model its size: a stand-in, named like the checkpoint.
+            info = f"{part_id}_model"
+            if info not in local.nodes:
+                name = _checkpoint_name(graph, link.src)
+                local.add(Node(info, MODEL_INFO_TYPE, {"name": name}, title="Server model"))
+            local.connect(info, "model", link.dst, link.dst_port)
+            continue
         if port_type != IMAGE:
             raise WorkflowError(_cannot_cross(graph, specs, link.dst, link.src, port_type))
         key = (link.src, link.src_port)
@@ -220,6 +229,48 @@ def _cannot_cross(
         f"computer, but it is linked to node {node_name(remote, specs[remote.type])} on the server "
         f"by a {port_type.lower()}, which cannot cross; run this workflow on this computer."
     )
+
+
+@dataclass(frozen=True)
+class ServerModel:
+    """The server's checkpoint as a node here sees it: its name, and the size it was trained at
+    as far as the name tells (Studio cannot read a server model's weights): "xl" means SDXL's
+    1024, "768" SD 2's 768, anything else 512."""
+
+    name: str
+
+    @property
+    def native_size(self) -> int:
+        name = self.name.lower()
+        return 1024 if "xl" in name else 768 if "768" in name else 512
+
+
+MODEL_INFO_SPEC = NodeSpec(
+    type=MODEL_INFO_TYPE,
+    title="Server model",
+    outputs=(Port("model", MODEL),),
+    params=(Param("name", STRING, ""),),
+)
+
+
+def server_model(ctx: Any, inputs: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """Run function of the stand-in node."""
+    return {"model": ServerModel(params["name"])}
+
+
+def _checkpoint_name(graph: Graph, node_id: str) -> str:
+    """The file name of the checkpoint behind a model output (through LoRAs and the like)."""
+    seen: set[str] = set()
+    while node_id in graph.nodes and node_id not in seen:
+        seen.add(node_id)
+        node = graph.nodes[node_id]
+        if node.type == "LoadCheckpoint":
+            return re.split(r"[\\/]", str(node.params.get("path", "")))[-1]
+        link = graph.inputs_of(node_id).get("model")
+        if link is None:
+            return ""
+        node_id = link.src
+    return ""
 
 
 def _crossing(part: Split, src: str, src_port: str) -> Crossing | None:
