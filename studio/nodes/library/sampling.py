@@ -233,12 +233,31 @@ def sample(ctx: RunContext, inputs, params):
         category="Latent",
         inputs=(Port("model", MODEL), Port("latent", LATENT)),
         outputs=(Port("image", IMAGE),),
+        params=(
+            Param(
+                "tiling",
+                ENUM,
+                "auto",
+                choices=("auto", "on", "off"),
+                label="Tiled VAE",
+                hints={
+                    "advanced": True,
+                    "tooltip": "auto: in tiles when the picture is too big to decode whole "
+                    "in the free memory",
+                },
+            ),
+        ),
     )
 )
 def decode(ctx: RunContext, inputs, params):
     from studio.engine.latents import decode as run_decode
+    from studio.engine.memory import should_tile_vae, vae_tiling
 
-    latent = inputs["latent"]
-    images = run_decode(inputs["model"], latent)
+    latent, model = inputs["latent"], inputs["model"]
+    tiled = should_tile_vae(
+        latent.width, latent.height, model.choice.dtype, model.choice.device, params["tiling"]
+    )
+    with vae_tiling(model.base.vae, tiled):
+        images = run_decode(model, latent)
     made = latent.params or (None,) * len(images)
     return {"image": tuple(Picture(image, p) for image, p in zip(images, made, strict=True))}
