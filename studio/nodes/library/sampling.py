@@ -260,4 +260,7 @@ def decode(ctx: RunContext, inputs, params):
     with vae_tiling(model.base.vae, tiled):
         images = run_decode(model, latent)
     made = latent.params or (None,) * len(images)
+    if tiled:
+        # The job says how it was made: tiles blend their seams, a whole decode does not.
+        made = tuple(p.with_(extra={**p.extra, "vae": "tiled"}) if p else p for p in made)
     return {"image": tuple(Picture(image, p) for image, p in zip(images, made, strict=True))}
