@@ -486,7 +486,9 @@ def _run_graph(graph, inputs: dict, args) -> int:
             elif isinstance(event, JobCancelled):
                 raise _JobError("Cancelled.")
             elif isinstance(event, Notice):
-                print(f"note: {event.message}", file=sys.stderr)
+                from tqdm import tqdm  # on a line of its own, above any progress bar
+
+                tqdm.write(f"note: {event.message}", file=sys.stderr)
     finally:
         for bar in bars.values():
             bar.close()

@@ -542,3 +542,74 @@ def test_cli_token_without_a_server_is_one_line(capsys):
     code = main(["generate", "a cat", "--token", "abc", "--steps", "2"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and "\n" not in err and "--token needs --server" in err
+
+
+def test_cli_runs_a_comfyui_workflow_file_on_a_server(fake, tmp_path, capsys):
+    import json
+
+    from studio.cli import main
+    from tests.test_cli import COMFY_TXT2IMG
+
+    workflow = tmp_path / "comfy.json"
+    workflow.write_text(json.dumps(COMFY_TXT2IMG))
+    code = main(
+        [
+            "run",
+            str(workflow),
+            "--server",
+            fake.url,
+            "--set",
+            "c4.path=sd_xl_base_1.0.safetensors",
+            "--set",
+            f"c9.folder={tmp_path}",
+            "--device",
+            "cpu",
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    with Image.open(out.strip()) as saved:
+        assert saved.getpixel((0, 0)) == seed_colour(5)
+    sampler = next(e for e in fake.prompts[0].values() if e["class_type"] == "KSampler")
+    assert (sampler["inputs"]["sampler_name"], sampler["inputs"]["scheduler"]) == (
+        "dpmpp_2m",
+        "karras",
+    )
+
+
+def test_cli_says_when_a_server_dropped_out(fake, second, tmp_path, capsys):
+    from studio.cli import main
+
+    fake.behaviour = Behaviour(die_at_step=2, step_delay=0.01)
+    code = main(
+        [
+            "generate",
+            "a cat",
+            "--server",
+            fake.url,
+            "--server",
+            second.url,
+            "--batch",
+            "2",
+            "--model",
+            "sd_xl_base_1.0.safetensors",
+            "--size",
+            "64x64",
+            "--steps",
+            "4",
+            "--seed",
+            "1",
+            "--device",
+            "cpu",
+            "-o",
+            str(tmp_path / "cat.png"),
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert len(out.split()) == 2
+    notes = [line for line in err.splitlines() if line.startswith("note: The server")]
+    assert notes == [
+        f"note: The server {fake.url.split('//')[1]} dropped out during the job; its work went "
+        f"to {second.url.split('//')[1]}."
+    ]
