@@ -176,6 +176,25 @@ def test_upscale_with_a_bad_model(capsys, place, make, needle):
     run_case(capsys, place, ["upscale", image, "--model", model], needle=needle)
 
 
+def test_a_diffusers_folder_with_a_bomb_inside_is_refused(capsys, place):
+    folder = place.work / "model"
+    (folder / "text_encoder").mkdir(parents=True)
+    (folder / "model_index.json").write_text("{}", encoding="utf-8")
+    h.deflate_bomb_pth(folder / "text_encoder" / "pytorch_model.bin")
+    argv = ["generate", "x", "--model", folder, "--steps", 1]
+    run_case(capsys, place, argv, needle="pytorch_model.bin holds compressed data")
+
+
+def test_an_embedding_bomb_is_refused(place):
+    from studio.engine.embeddings import read_tensors
+    from studio.errors import ModelError
+
+    path = h.deflate_bomb_pth(place.work / "style.pt")
+    with PeakMemory() as memory, pytest.raises(ModelError, match="compressed"):
+        read_tensors(path, "embedding")
+    assert memory.peak < CEILING
+
+
 def _init(maker) -> Callable[[Place], list]:
     return lambda p: ["--init", maker(p)]
 

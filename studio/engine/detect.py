@@ -288,6 +288,7 @@ def detect(path: str | Path) -> CheckpointInfo:
     if path.is_dir():
         if not (path / "model_index.json").exists():
             raise ModelError(f"{path} is a folder without model_index.json, not a diffusers model.")
+        _check_folder_pickles(path)
         return _diffusers_folder_info(path)
     shapes, probes = read_state_dict_shapes(path)
     if not shapes:
@@ -295,6 +296,15 @@ def detect(path: str | Path) -> CheckpointInfo:
     info = classify(shapes, probes, path)
     log.info("%s: %s", path.name, info.label)
     return info
+
+
+def _check_folder_pickles(folder: Path) -> None:
+    """diffusers reads a folder's .bin weights with torch.load: check their sizes first."""
+    from studio.formats.weights import check_pickle_weights
+
+    for item in sorted(folder.glob("*/*")):
+        if item.suffix.lower() in PICKLE_SUFFIXES and item.is_file():
+            check_pickle_weights(item)
 
 
 def is_diffusion_checkpoint(path: str | Path) -> bool:

@@ -31,6 +31,9 @@ def read_tensors(path: Path, what: str) -> dict[str, object]:
             from safetensors.torch import load_file
 
             return dict(load_file(str(path), device="cpu"))
+        from studio.formats.weights import check_pickle_weights
+
+        check_pickle_weights(path)  # declared sizes first: torch allocates whatever they say
         data = torch.load(str(path), map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, AttributeError, TypeError) as exc:
         text = str(exc)
@@ -46,6 +49,8 @@ def read_tensors(path: Path, what: str) -> dict[str, object]:
         raise ModelError(f"{path.name} could not be read as a {what} file.") from None
     except OSError as exc:
         raise ModelError(f"{path.name} could not be read ({exc.strerror or exc}).") from None
+    except ModelError:
+        raise
     except Exception as exc:  # safetensors raises its own kinds on a damaged header
         raise ModelError(
             f"{path.name} is not a valid {what} file ({type(exc).__name__})."
