@@ -258,9 +258,27 @@ def test_generate_bad_input(capsys, place, make, needle):
 
 def test_generate_refuses_a_size_over_the_memory_budget(capsys, place, monkeypatch):
     monkeypatch.setenv("STUDIO_MEMORY_LIMIT", "1G")
-    argv = ["generate", "x", "--size", "2048x2048", "--steps", 1]
+    argv = ["generate", "x", "--size", "8192x8192", "--steps", 1]
     line = run_case(capsys, place, argv, needle="1.0 GB")
-    assert "2048x2048" in line and "smaller size" in line
+    assert "8192x8192" in line and "even decoded in tiles" in line and "smaller size" in line
+
+
+@pytest.mark.parametrize("tiling, refused", [("auto", False), ("off", True)])
+def test_a_size_that_fits_only_in_tiles_is_refused_only_without_tiles(monkeypatch, tiling, refused):
+    from studio.engine.budget import check_job
+    from studio.errors import ParameterError
+    from studio.nodes.defaults import default_workflow, set_params
+
+    monkeypatch.setenv("STUDIO_MEMORY_LIMIT", "1G")
+    graph = set_params(
+        default_workflow("txt2img"),
+        {"latent.width": 2048, "latent.height": 2048, "decode.tiling": tiling},
+    )
+    if refused:
+        with pytest.raises(ParameterError, match="2048x2048 would need about 12.0 GB"):
+            check_job(graph, {})
+    else:
+        check_job(graph, {})
 
 
 def test_a_full_resolution_picture_over_the_memory_budget_is_refused(capsys, place, monkeypatch):

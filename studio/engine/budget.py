@@ -23,6 +23,10 @@ VAE_BYTES_PER_PIXEL = 3 * 1024
 UPSCALE_OUTPUT_BYTES_PER_PIXEL = 3 + 3 * 4 + 4
 # A resized picture: PIL holds the source and the result (RGB, 4 bytes a pixel internally).
 RESIZE_BYTES_PER_PIXEL = 4 * 2
+# Decoding in tiles: the whole picture stays as float32 RGB with a copy or two on its way to
+# PIL (about 48 bytes a pixel), plus one tile of diffusers' tiled VAE (512x512 for SD).
+DECODED_BYTES_PER_PIXEL = 48
+TILE_SIDE = 512
 # The VAE works in 8x8 blocks: a smaller picture has no latent at all.
 MIN_SIDE = 8
 _SUFFIXES = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
@@ -86,6 +90,26 @@ def check_vae(
         )
 
 
+def check_tiled_decode(
+    width: int, height: int, *, device: Any = None, half: bool = False, what: str = "an image"
+) -> None:
+    """Refuse a decode that would not fit even in tiles (the Decode node tiles big pictures).
+
+    What tiling cannot shrink is the whole picture as float tensors and their copies on the way
+    to PIL, plus one tile's activations.
+    """
+    check_side(width, height, what=what)
+    tile = TILE_SIDE * TILE_SIDE * VAE_BYTES_PER_PIXEL // (2 if half else 1)
+    need = width * height * DECODED_BYTES_PER_PIXEL + tile
+    limit = memory_limit(device)
+    if need > limit:
+        raise ParameterError(
+            f"{_cap(what)} at {width}x{height} would need about {_gb(need)} of memory even "
+            f"decoded in tiles, more than the {_gb(limit)} available: use a smaller size "
+            "(--size), or upscale a smaller result."
+        )
+
+
 def check_side(width: int, height: int, *, what: str = "the picture") -> None:
     """Refuse a picture too small to have a latent (a 1x1 image, say)."""
     if width < MIN_SIDE or height < MIN_SIDE:
@@ -128,7 +152,9 @@ def check_job(graph: Any, inputs: dict[str, Any], device: Any = None, half: bool
             check_side(*value.size, what=f"the {name}")  # scaling cannot make up a picture
         else:
             check_vae(*value.size, device=device, half=half, what=f"the {name}")
-    for node in getattr(graph, "nodes", {}).values():
+    # The Decode node decodes big pictures in tiles unless told not to (engine/memory.py).
+    tiles = any(n.type == "Decode" and n.params.get("tiling", "auto") != "off" for n in nodes)
+    for node in nodes:
         if node.type == "EmptyLatent":
             params = node.params
             try:
@@ -136,7 +162,8 @@ def check_job(graph: Any, inputs: dict[str, Any], device: Any = None, half: bool
             except (TypeError, ValueError):
                 continue  # validation names the bad value
             if width and height:  # 0 = the model's native size, filled in later
-                check_vae(width, height, device=device, half=half, what="an image")
+                check = check_tiled_decode if tiles else check_vae
+                check(width, height, device=device, half=half, what="an image")
 
 
 def _cap(text: str) -> str:
