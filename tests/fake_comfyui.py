@@ -40,6 +40,8 @@ CORE_NODES = (
     "ImageUpscaleWithModel",
     "LatentUpscale",
     "LatentUpscaleBy",
+    "ImageScale",
+    "ImageScaleBy",
     "RescaleCFG",
     "LoraLoader",
 )
@@ -413,7 +415,7 @@ class FakeComfyUI:
                 return
             if class_type == "KSampler":
                 colour = seed_colour(int(inputs["seed"]))
-                size = _size(prompt, self._files)
+                size = picture.size if picture is not None else _size(prompt, self._files)
                 steps = int(inputs["steps"])
                 for step in range(1, steps + 1):
                     if self.behaviour.step_delay:
@@ -450,6 +452,15 @@ class FakeComfyUI:
                     elif self.behaviour.preview:
                         await self._send_preview(sid, colour)
                 picture = Image.new("RGB", size, colour)
+            if class_type == "LoadImage" and picture is None:
+                picture = self._files[inputs["image"]].convert("RGB")
+            if class_type == "ImageUpscaleWithModel" and picture is not None:
+                picture = picture.resize((picture.width * 4, picture.height * 4))
+            if class_type == "ImageScaleBy" and picture is not None:
+                scale = float(inputs["scale_by"])
+                picture = picture.resize(
+                    (round(picture.width * scale), round(picture.height * scale))
+                )
             if class_type in ("SaveImage", "PreviewImage") and picture is not None:
                 name = f"{inputs.get('filename_prefix', 'ComfyUI')}_{len(self._outputs):05}_.png"
                 buffer = io.BytesIO()

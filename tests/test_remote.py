@@ -8,8 +8,9 @@ import time
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFilter
 
+from studio.errors import WorkflowError
 from studio.graph.document import Graph, Node
 from studio.runtime.events import (
     JobCancelled,
@@ -253,6 +254,35 @@ def test_masked_area_only_crops_here_at_the_server_models_size(fake, tmp_path, c
     assert tuple(result[32, 32]) == seed_colour(4)
 
 
+@pytest.mark.parametrize(
+    "mode, size",
+    [("txt2img", 512), ("img2img", 64), ("inpaint", 64), ("hires-fix", 768), ("upscale", 256)],
+)
+def test_the_default_workflows_run_on_a_server(fake, tmp_path, cpu, mode, size):
+    """The window's and the CLI's workflows, as shipped: what runs here stays here."""
+    from studio.formats.metadata import read_metadata
+    from studio.nodes.defaults import default_workflow
+
+    graph = default_workflow(mode)
+    for node in graph.nodes.values():
+        if node.type == "LoadCheckpoint":
+            graph.set_param(node.id, "path", "SD15/v1-5-pruned.safetensors")
+        if node.type == "LoadUpscaleModel":
+            graph.set_param(node.id, "path", "4x-UltraSharp.pth")
+        if node.type == "Sample":
+            graph.set_param(node.id, "steps", 2)
+    image, mask = _canvas()
+    events = _events(_runtime([fake], tmp_path, cpu), graph, {"image": image, "mask": mask})
+    assert isinstance(events[-1], JobFinished), events[-1]
+    [(result, params, path)] = events[-1].images
+    assert result.size == (size, size)
+    assert read_metadata(path).params.mode == ("txt2img" if mode == "hires-fix" else mode)
+    if mode == "inpaint":  # untouched farther out than the feather (8 px): the original's
+        outside = np.asarray(mask.filter(ImageFilter.MaxFilter(19))) == 0
+        result = np.asarray(result.convert("RGB"))
+        assert np.array_equal(result[outside], np.asarray(image)[outside])
+
+
 def test_the_same_canvas_is_uploaded_once_and_again_after_a_restart(fake, tmp_path, cpu):
     image, mask = _canvas()
     runtime = _runtime([fake], tmp_path, cpu)
@@ -470,6 +500,31 @@ def test_pixel_work_runs_here_and_the_model_work_on_the_server():
         "MASK",
         "IMAGE",
     ]
+
+
+def test_work_between_two_server_steps_without_a_comfyui_counterpart_is_refused():
+    from studio.nodes.registry import specs
+    from studio.runtime.remote.split import exportable_types, split
+
+    graph = txt2img()  # decode -> mask from alpha -> set latent mask -> a second sample
+    graph.add(Node("alpha", "MaskFromAlpha"))
+    graph.add(Node("encode", "EncodeImage"))
+    graph.add(Node("setmask", "SetLatentMask"))
+    graph.add(Node("again", "Sample", {"seed": 1, "steps": 2}))
+    graph.add(Node("decode2", "Decode"))
+    graph.connect("decode", "image", "alpha", "image")
+    graph.connect("decode", "image", "encode", "image")
+    graph.connect("model", "model", "encode", "model")
+    graph.connect("encode", "latent", "setmask", "latent")
+    graph.connect("alpha", "mask", "setmask", "mask")
+    graph.connect("setmask", "latent", "again", "latent")
+    for port, src in (("model", "model"), ("positive", "positive"), ("negative", "negative")):
+        graph.connect(src, "model" if src == "model" else "conditioning", "again", port)
+    graph.connect("model", "model", "decode2", "model")
+    graph.connect("again", "latent", "decode2", "latent")
+    graph.connect("decode2", "image", "save", "image")
+    with pytest.raises(WorkflowError, match="sits between two steps on the server"):
+        split(graph, specs(), exportable_types())
 
 
 @pytest.mark.parametrize(

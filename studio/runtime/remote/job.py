@@ -499,9 +499,9 @@ class RemoteJob:
         mode = (
             "inpaint"
             if "SetLatentMask" in types
+            else "txt2img"  # a hires fix encodes its first image again: still text to image
+            if "EmptyLatent" in types
             else "img2img"
-            if "EncodeImage" in types
-            else "txt2img"
             if samples
             else "upscale"
         )

@@ -83,10 +83,11 @@ def split(graph: Graph, specs: Mapping[str, NodeSpec], exportable: Collection[st
     """The workflow cut into the server's part and ours; None when nothing needs the server."""
     targets = [i for i, n in graph.nodes.items() if specs[n.type].output_node]
     order = topological_order(graph, targets)
-    remote = [i for i in order if runs_on_server(specs[graph.nodes[i].type], exportable)]
-    if not remote:
+    on_server = {i for i in order if runs_on_server(specs[graph.nodes[i].type], exportable)}
+    if not on_server:
         return None
-    on_server = set(remote)
+    _between(graph, specs, order, on_server, exportable)
+    remote = [i for i in order if i in on_server]
     needed = set(order)
 
     inputs: dict[tuple[str, str], Crossing] = {}
@@ -271,6 +272,44 @@ def _checkpoint_name(graph: Graph, node_id: str) -> str:
             return ""
         node_id = link.src
     return ""
+
+
+def _between(
+    graph: Graph,
+    specs: Mapping[str, NodeSpec],
+    order: list[str],
+    on_server: set[str],
+    exportable: Collection[str],
+) -> None:
+    """Pixel work between two server steps (the resize of a hires fix) runs on the server too,
+    if ComfyUI has it: one trip there and back, not a loop."""
+    feeds: dict[str, set[str]] = {i: set() for i in order}
+    for link in graph.links:
+        if link.src not in feeds or link.dst not in feeds:
+            continue
+        port = specs[graph.nodes[link.dst].type].input(link.dst_port)
+        asks_size = port is not None and port.optional and port.type == MODEL
+        if asks_size and link.dst not in on_server:
+            continue  # the crop or region asking the model its size gets a stand-in here
+        feeds[link.src].add(link.dst)
+    after_server: set[str] = set()  # nodes fed, directly or not, by a server node
+    for node_id in order:
+        if node_id in on_server or node_id in after_server:
+            after_server.update(feeds[node_id])
+    before_server: set[str] = set()  # nodes that feed a server node, directly or not
+    for node_id in reversed(order):
+        if any(d in on_server or d in before_server for d in feeds[node_id]):
+            before_server.add(node_id)
+    for node_id in order:
+        if node_id in on_server or node_id not in after_server or node_id not in before_server:
+            continue
+        node = graph.nodes[node_id]
+        if node.type not in exportable:
+            raise WorkflowError(
+                f"Node {node_name(node, specs[node.type])} has no ComfyUI counterpart and sits "
+                "between two steps on the server; run this workflow on this computer."
+            )
+        on_server.add(node_id)
 
 
 def _crossing(part: Split, src: str, src_port: str) -> Crossing | None:
