@@ -91,7 +91,7 @@ def restore_addons(
 
     notes: list[str] = []
     for node in [n for n in graph.nodes.values() if n.type in ADDON_TYPES]:
-        _remove_from_chain(graph, node.id)
+        remove_addon(graph, node.id)
     _, tags = extract_loras(prompt)
     for tag in tags:
         if find(tag.name, "lora") is None:
@@ -130,7 +130,7 @@ def restore_addons(
     return notes
 
 
-def _remove_from_chain(graph: Graph, node_id: str) -> None:
+def remove_addon(graph: Graph, node_id: str) -> Graph:
     """Remove an add-on node, linking what fed it to what it fed."""
     source = graph.inputs_of(node_id).get("model")
     consumers = graph.consumers_of(node_id)
@@ -138,6 +138,7 @@ def _remove_from_chain(graph: Graph, node_id: str) -> None:
     if source is not None:
         for link in consumers:
             graph.connect(source.src, source.src_port, link.dst, link.dst_port)
+    return graph
 
 
 def folder_finder(roots) -> Callable[[str, str], str | None]:

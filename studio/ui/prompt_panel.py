@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 from studio.graph.spec import PATH, SEED
 from studio.ui.document import WorkflowDocument
 from studio.ui.fields import Field, SeedField, make_field
+from studio.ui.loras import ModelAddonsBox, attach_completion
 from studio.ui.models import ModelField, ModelList
 
 if TYPE_CHECKING:
@@ -101,6 +102,7 @@ class PromptPanel(QWidget):
         stack = QVBoxLayout(outer)
         stack.setContentsMargins(0, 0, 0, 0)
         stack.addWidget(self.form_host)
+        stack.addWidget(ModelAddonsBox(document))  # LoRA list, VAE, clip skip
         stack.addStretch(1)
         scroll.setWidget(outer)
 
@@ -195,6 +197,7 @@ class PromptPanel(QWidget):
             if placeholder and hasattr(field.widget, "setPlaceholderText"):
                 field.widget.setPlaceholderText(placeholder)
             field.widget.setObjectName(f"{exposed.node}.{exposed.param}")
+            attach_completion(field.widget)  # LoRA and embedding names in prompts
             field.set_value(self.document.param_value(exposed.node, exposed.param))
             field.edited.connect(
                 lambda value, n=exposed.node, p=exposed.param: self._edited(n, p, value)

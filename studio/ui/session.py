@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QApplication, QFileDialog
 
 from studio.errors import StudioError
 from studio.ui import placement, restore
+from studio.ui.loras import restore_addons_into
 
 if TYPE_CHECKING:
     from studio.ui.main_window import MainWindow
@@ -311,7 +312,10 @@ class Session:
             found.params,
             restore.model_finder(window.models.choices()),
         )
+        window.document.undo_stack.beginMacro("Restore parameters")  # one undo step for both
         restore.apply(window.document, values)
+        notes += restore_addons_into(window.document, found.params)  # LoRAs, VAE, clip skip
+        window.document.undo_stack.endMacro()
         if any(key[1] in ("width", "height") for key in values):
             window.panel.size_by_hand = True
         source = {"studio": "Studio", "a1111": "A1111", "comfyui": "ComfyUI"}.get(found.source, "")
