@@ -7,9 +7,9 @@ sides over interleaved rounds, and prints the ratios of the medians:
 - time per denoising step, between the first and the last step of a job (target <= 1.00 at
   equal threads: both use torch's thread count, Studio every core),
 - load time,
-- and, in the window (offscreen, the real MainWindow and its worker), the first job (Generate
-  pressed as soon as the window is shown: imports and model load included) vs a warm one
-  (target <= 1.3).
+- and, in the window (offscreen, the real MainWindow and its worker): the background load that
+  starts once the window is shown (with the GUI's p99 timer gap meanwhile), then the first job
+  vs a warm one (target <= 1.3).
 
     python ../shared/tools/make_sd15_ckpt.py --out /tmp/sd15.safetensors    # no download
     python bench/full_size.py --model /tmp/sd15.safetensors
@@ -150,10 +150,12 @@ def run_window(args) -> dict:
 
     ui_args = argparse.Namespace(
         model=args.model, config=args.config, size=args.size, steps=args.steps, rounds=1,
-        device="cpu", threads=None,
+        device="cpu", threads=None, warmup=True,
     )  # fmt: skip
-    jobs = measure_gaps(ui_args, Path(tempfile.mkdtemp(prefix="studio-full-size-")))
-    return {"first": jobs[0][2], "warm": jobs[1][2], "rss": _peak_rss()}
+    rows = measure_gaps(ui_args, Path(tempfile.mkdtemp(prefix="studio-full-size-")))
+    (_, load_gaps, load), (_, _, first), (_, _, warm) = rows
+    p99 = sorted(load_gaps)[int(0.99 * (len(load_gaps) - 1))] if load_gaps else 0.0
+    return {"load": load, "load_p99_ms": p99, "first": first, "warm": warm, "rss": _peak_rss()}
 
 
 SIDES = {"plain": run_plain, "studio": run_studio, "window": run_window}
@@ -222,8 +224,10 @@ def main() -> None:
     if "window" in results:
         first, warm = med("window", "first"), med("window", "warm")
         print()
-        print(f"window: first job {first:.1f} s (Generate pressed when shown), warm job {warm:.1f} s, "
-              f"ratio {first / warm:.2f}   target <= 1.3; peak RSS {med('window', 'rss') / gb:.2f} GB")  # fmt: skip
+        print(f"window: background load after shown {med('window', 'load'):.1f} s (GUI gap p99 "
+              f"{med('window', 'load_p99_ms'):.0f} ms); then first job {first:.1f} s, warm job "
+              f"{warm:.1f} s, ratio {first / warm:.2f}   target <= 1.3; "
+              f"peak RSS {med('window', 'rss') / gb:.2f} GB")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -295,3 +295,32 @@ def test_model_cache_loads_once_and_evicts(tiny_sd1, tiny_sd2v, cpu):
     small.get(tiny_sd1.single_file, cpu, config=tiny_sd1.config_folder)
     small.get(tiny_sd2v.single_file, cpu, config=tiny_sd2v.config_folder)
     assert len(small) == 1 and small.loads == 2
+
+
+def test_a_cpu_job_uses_every_core(models, tiny_sd1):
+    from studio.engine.device import usable_cores
+
+    values = {
+        "model.path": str(tiny_sd1.single_file),
+        "model.config": str(tiny_sd1.config_folder),
+        **SAMPLE,
+        **SIZE,
+        "sample.steps": 1,
+    }
+    # torch's thread count belongs to the thread that runs the job: read it there.
+    seen = []
+
+    def on_event(event):
+        if isinstance(event, Progress):
+            seen.append(torch.get_num_threads())
+
+    run_workflow("txt2img", values, device="cpu", models=models, on_event=on_event)
+    assert seen == [usable_cores()]
+    # The window may ask for fewer.
+    seen.clear()
+    runtime = Runtime(device="cpu", models=models, cpu_threads=1)
+    try:
+        run_workflow("txt2img", {**values, "sample.seed": 8}, runtime=runtime, on_event=on_event)
+    finally:
+        runtime.shutdown()
+    assert seen == [1]

@@ -75,8 +75,8 @@ def usable_cores() -> int:
 def use_cpu_threads(threads: int | None = None) -> int:
     """Run torch's CPU work on `threads` threads (None or 0: every usable core); the count used.
 
-    One pool serves every thread that calls torch (the worker's included), so this is
-    process-wide.
+    With OpenMP the count belongs to the calling thread (and threads started after it): call
+    it on the thread that runs the jobs, as the runtime's worker does.
     """
     cores = usable_cores()
     wanted = max(1, min(threads or cores, cores))
