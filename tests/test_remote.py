@@ -383,6 +383,11 @@ def test_unreachable_server(tmp_path, cpu):
     assert f"127.0.0.1:{port} is not reachable" in failure.message
 
 
+def test_an_address_that_is_not_comfyui(fake, tmp_path, cpu):
+    events = _events(_runtime([Server.parse(f"{fake.url}/somewhere")], tmp_path, cpu), txt2img())
+    assert "does not look like ComfyUI (/queue is not there)" in _failure(events).message
+
+
 def test_wrong_token(fake, tmp_path, cpu):
     fake.token = "right"
     events = _events(_runtime([Server.parse(fake.url, "wrong")], tmp_path, cpu), txt2img())

@@ -85,6 +85,11 @@ class Client:
                         f"The server {self.server.name} refused an upload as too large while "
                         f"{what} (ComfyUI limits uploads with --max-upload-size)."
                     )
+                if response.status == 404 and route in ("/queue", "/object_info", "/prompt"):
+                    raise RemoteError(
+                        f"The server {self.server.name} does not look like ComfyUI ({route} is "
+                        "not there); check the address."
+                    )
                 if response.status == 400 and route == "/prompt":
                     return await _json_or_none(response), 400
                 if response.status >= 400:
