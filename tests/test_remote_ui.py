@@ -55,6 +55,16 @@ def test_settings_move_the_window_onto_a_server_and_back(qtbot, window, fake, tm
     )
     labels = [c.label for c in window.models.choices()]
     assert f"sd_xl_base_1.0.safetensors (on {name})" in labels
+    # And the servers' LoRAs join the panel's "Add LoRA" list.
+    from studio.ui.loras import ModelAddonsBox
+
+    box = window.findChild(ModelAddonsBox)
+    box.add_lora.showPopup()
+    box.add_lora.hidePopup()
+    offered = {
+        box.add_lora.itemText(i): box.add_lora.itemData(i) for i in range(box.add_lora.count())
+    }
+    assert offered[f"detail.safetensors (on {name})"] == "detail.safetensors"
 
     # A job from the panel, as a user runs it: previews arrive, the result is staged and saved.
     fake.behaviour = Behaviour(step_delay=0.01)
@@ -77,6 +87,9 @@ def test_settings_move_the_window_onto_a_server_and_back(qtbot, window, fake, tm
     window.apply_settings(Settings(output_folder=str(tmp_path / "out"), device="cpu"))
     assert window.bridge.servers == []
     qtbot.waitUntil(lambda: not any("(on " in c.label for c in window.models.choices()))
+    from studio.ui.servers import server_files
+
+    assert server_files("loras") == []
 
 
 def test_a_broken_server_setting_is_one_sentence_and_jobs_stay_here(qtbot, window, tmp_path):

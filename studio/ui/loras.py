@@ -141,6 +141,10 @@ class ModelAddonsBox(QGroupBox):
         combo.addItem("Add LoRA…", "")
         for path in files_of("lora", LORA_SUFFIXES):
             combo.addItem(path.stem, str(path))
+        from studio.ui.servers import server_files  # when jobs run on ComfyUI servers
+
+        for name, label in server_files("loras"):
+            combo.addItem(label, name)
 
     def _fill_vaes(self, combo: QComboBox) -> None:
         current = self._current_vae()

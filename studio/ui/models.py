@@ -54,25 +54,24 @@ class ModelList(QObject):
         return ([built_in] if built_in else []) + list(self._scanned) + list(self._on_servers)
 
     def scan_servers(self, servers: list[Any]) -> None:
-        """List the checkpoints of these ComfyUI servers as "NAME (on SERVER)" (off the GUI
-        thread); a model's value is the server's file name. Emits `changed` when done."""
+        """List the checkpoints (and LoRAs, upscale models) of these ComfyUI servers as
+        "NAME (on SERVER)" (off the GUI thread); a model's value is the server's file name.
+        Emits `changed` when done."""
+        from studio.ui.servers import list_server_files, remember_server_files
+
         if not servers:
+            remember_server_files({})
             if self._on_servers:
                 self._on_servers = []
                 self.changed.emit()
             return
 
-        def work() -> list[ModelChoice]:
-            from studio.runtime.remote.pool import ServerPool
+        def work() -> dict[str, list[tuple[str, str]]]:
+            return list_server_files(servers)
 
-            where: dict[str, list[str]] = {}
-            for server, kinds in ServerPool(servers, connect_timeout=5.0).models().items():
-                for name in kinds["checkpoints"]:
-                    where.setdefault(name, []).append(server)
-            return [ModelChoice(n, f"{n} (on {', '.join(s)})") for n, s in where.items()]
-
-        def done(found: list[ModelChoice]) -> None:
-            self._on_servers = found
+        def done(found: dict[str, list[tuple[str, str]]]) -> None:
+            remember_server_files(found)
+            self._on_servers = [ModelChoice(n, label) for n, label in found.get("checkpoints", [])]
             self.changed.emit()
 
         def failed(error: BaseException) -> None:
