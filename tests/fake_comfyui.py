@@ -64,6 +64,7 @@ class Behaviour:
     # Previews carry their step in the red channel (step * 8 % 256) and their send time is noted
     # in `preview_sent`, so a bench can time a frame from the websocket to the window.
     mark_previews: bool = False
+    refuse: str = ""  # /prompt refuses every workflow with this reason (its own validation)
 
 
 @dataclass
@@ -264,6 +265,19 @@ class FakeComfyUI:
                 }
                 return web.json_response({"error": error, "node_errors": {}}, status=400)
         problems = {}
+        if self.behaviour.refuse:
+            problems["1"] = {
+                "errors": [
+                    {
+                        "type": "custom_validation_failed",
+                        "message": "Custom validation failed for node",
+                        "details": self.behaviour.refuse,
+                        "extra_info": {},
+                    }
+                ],
+                "dependent_outputs": [],
+                "class_type": prompt.get("1", {}).get("class_type", ""),
+            }
         for node_id, entry in prompt.items():
             inputs = entry.get("inputs", {})
             if entry["class_type"] == "LoadImage" and inputs.get("image") not in self._files:

@@ -476,6 +476,16 @@ def test_an_error_on_the_server_names_the_node(fake, tmp_path, cpu):
     assert "failed in node VAEDecode: Tensor sizes do not match" in failure.message
 
 
+def test_a_workflow_the_server_refuses_says_why(fake, tmp_path, cpu):
+    fake.behaviour = Behaviour(refuse="cfg 7.0 bigger than max of 5.0")
+    failure = _failure(_events(_runtime([fake], tmp_path, cpu), txt2img()))
+    name = fake.url.split("//")[1]
+    assert (
+        failure.message
+        == f"The server {name} refused the workflow: cfg 7.0 bigger than max of 5.0."
+    )
+
+
 def test_steps_without_a_comfyui_counterpart_are_refused_by_name(fake, tmp_path, cpu):
     graph = txt2img()
     graph.set_param("sample", "cfg_cutoff", 0.5)

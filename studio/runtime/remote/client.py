@@ -91,7 +91,8 @@ class Client:
                         "not there); check the address."
                     )
                 if response.status == 400 and route == "/prompt":
-                    return await _json_or_none(response), 400
+                    # The server checked the workflow and refused it; its answer says why.
+                    raise RefusedPrompt(self.server, await _json_or_none(response) or {})
                 if response.status >= 400:
                     raise RemoteError(
                         f"The server {self.server.name} answered {response.status} "
@@ -149,8 +150,6 @@ class Client:
         """Queue an API-format workflow; its prompt id. Refusals come back as RemoteError."""
         body = {"prompt": prompt, "client_id": client_id}
         answer = await self._request("POST", "/prompt", what="queueing the job", json=body)
-        if isinstance(answer, tuple):  # 400: the server checked the workflow and refused it
-            raise RefusedPrompt(self.server, answer[0] or {})
         prompt_id = answer.get("prompt_id") if isinstance(answer, dict) else None
         if not isinstance(prompt_id, str):
             raise RemoteError(f"The server {self.server.name} did not queue the job.")
@@ -255,7 +254,8 @@ class Feed:
 class RefusedPrompt(RemoteError):
     """The server's own validation refused the workflow (HTTP 400 from /prompt)."""
 
-    def __init__(self, server: Server, answer: dict[str, Any]) -> None:
+    def __init__(self, server: Server, answer: Any) -> None:
+        answer = answer if isinstance(answer, dict) else {}
         self.answer = answer
         error = answer.get("error")
         message = error.get("message") if isinstance(error, dict) else error
