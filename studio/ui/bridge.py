@@ -18,6 +18,7 @@ screen refreshes, so every step's preview is drawn unless steps come faster than
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -94,6 +95,7 @@ class RuntimeBridge(QObject):
             precision=precision or None,
             output_dir=output_dir,
             model_folders=model_folders,
+            cpu_threads=window_cpu_threads(),
         )
         self.previews_enabled = True
         self._lock = threading.Lock()
@@ -152,6 +154,7 @@ class RuntimeBridge(QObject):
             precision=precision or None,
             output_dir=old.output_dir,
             model_folders=old.model_folders,
+            cpu_threads=window_cpu_threads(),
         )
         old.shutdown(timeout=5.0)
         return True
@@ -168,6 +171,7 @@ class RuntimeBridge(QObject):
             precision=self._device[1],
             output_dir=old.output_dir,
             model_folders=old.model_folders,
+            cpu_threads=window_cpu_threads(),
         )
         old.shutdown(timeout=5.0)
         return True
@@ -278,6 +282,22 @@ class RuntimeBridge(QObject):
             return
         self._last_drawn = time.perf_counter()
         self.preview.emit(image)
+
+
+def window_cpu_threads() -> int:
+    """Threads for the window's CPU jobs: every core but one (the CLI uses every core).
+
+    Measured with bench/ui_latency.py on the 2-core machine, shared with other work at the time
+    (bundled model, 64x64, 20 steps, 2 rounds of each):
+    at 1 thread warm jobs took 0.7-1.4 s with GUI gaps p99 14-23 ms; at 2 threads 2.8-14 s and
+    15-29 ms. Two busy threads on two cores leave the GUI thread and the OS to preempt them,
+    and each step's parallel regions then wait for the preempted one.
+    """
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, cores - 1)
 
 
 def _executor(servers: list[Any]) -> Any:
