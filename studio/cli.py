@@ -234,9 +234,9 @@ def main(argv: list[str] | None = None) -> int:
             from studio.selftest import run_self_test
 
             return run_self_test()
+        _clean_output_folder()
         if args.command is None:
             return cmd_gui(parser.parse_args(["gui"]))
-        _clean_output_folder()
         return {
             "gui": cmd_gui,
             "generate": cmd_generate,

@@ -21,9 +21,14 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def log_dir() -> Path:
+    """STUDIO_LOG_DIR, else beside a STUDIO_CONFIG_DIR (tests, the self-test), else the
+    platform's log folder."""
     override = os.environ.get("STUDIO_LOG_DIR")
     if override:
         return Path(override)
+    config = os.environ.get("STUDIO_CONFIG_DIR")
+    if config:
+        return Path(config) / "logs"
     import platformdirs
 
     return Path(platformdirs.user_log_dir(APP_NAME, appauthor=False))
@@ -40,10 +45,14 @@ class _QuietFileHandler(logging.handlers.RotatingFileHandler):
         super().__init__(path, maxBytes=2 * 2**20, backupCount=1, encoding="utf-8", delay=True)
 
     def emit(self, record: logging.LogRecord) -> None:
-        try:
-            Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            return
+        if self.stream is None:
+            # Where the log goes is decided at the first record: the self-test moves
+            # STUDIO_CONFIG_DIR into its sandbox after logging was set up.
+            self.baseFilename = os.path.abspath(log_file())
+            try:
+                Path(self.baseFilename).parent.mkdir(parents=True, exist_ok=True)
+            except OSError:
+                return
         super().emit(record)
 
     def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
