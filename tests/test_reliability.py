@@ -934,3 +934,27 @@ def test_leaving_after_the_worker_stopped_exits_at_once(qtbot, place, monkeypatc
     monkeypatch.setattr(app.os, "_exit", exits.append)
     app._leave(win, 3)  # the interpreter's teardown is skipped, the exit code kept
     assert exits == [3] and not win.bridge.busy
+
+
+def test_an_unexpected_error_in_the_window_is_one_sentence_and_a_log_entry(qtbot, place):
+    import studio.ui.app as app
+    from studio import logs
+    from studio.settings import Settings
+    from studio.ui.main_window import MainWindow
+
+    logs.setup()  # what `studio gui` does first, through studio.cli.main
+    win = MainWindow(Settings(output_folder=str(place.out), device="cpu"))
+    qtbot.addWidget(win)
+    previous = sys.excepthook
+    try:
+        app._report_uncaught_errors(win)
+        try:
+            {}["missing"]
+        except KeyError as error:
+            sys.excepthook(KeyError, error, error.__traceback__)
+    finally:
+        sys.excepthook = previous
+    text = _shown(win)
+    assert "KeyError" in text and str(place.logs / "studio.log") in text and "\n" not in text
+    assert "Traceback" in (place.logs / "studio.log").read_text(encoding="utf-8")
+    win.close()
