@@ -586,7 +586,7 @@ def test_a_bad_settings_file_does_not_stop_commands(capsys, place, text, needle)
 def test_stale_temporary_files_are_removed_at_start_up_and_fresh_ones_kept(capsys, place):
     stale = place.out / ".studio-3.png.0123abcd.tmp"
     fresh = place.out / ".studio-4.png.89abcdef.tmp"
-    mine = place.out / ".notes.tmp"  # not ours: our names end in 8 hex digits
+    mine = place.out / ".notes.txt.0123abcd.tmp"  # not ours: Studio writes images and JSON
     for path in (stale, fresh, mine):
         path.write_bytes(b"")
     os.utime(stale, (1_000_000_000, 1_000_000_000))

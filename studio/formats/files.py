@@ -66,7 +66,8 @@ def save_png(
 OUTPUT_SUFFIXES = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 _EXIF_IFD = 0x8769
 _USER_COMMENT = 0x9286
-_TEMPORARY = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")
+# Ours only: ".NAME.XXXXXXXX.tmp" for the images and JSON files Studio writes.
+_TEMPORARY = re.compile(r"^\..+\.(png|jpe?g|webp|json)\.[0-9a-f]{8}\.tmp$", re.IGNORECASE)
 # A temporary file this old belongs to no save still running (a save takes seconds).
 STALE_TEMPORARY_SECONDS = 300
 
