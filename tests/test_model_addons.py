@@ -338,3 +338,34 @@ def test_comfyui_lora_loader_model_only_and_a_split_clip_chain():
     }
     with pytest.raises(WorkflowError, match="CLIP from another node"):
         import_comfyui(split)
+
+
+@pytest.mark.parametrize("family", ["sd2v", "sdxl"])
+@pytest.mark.parametrize("layout", ["kohya", "diffusers"])
+def test_sd2_and_sdxl_loras_load_apply_and_come_off(family, layout, request, cpu, models, tmp_path):
+    from studio.engine.addons import LoraUse, applied, with_addons
+    from studio.engine.latents import encode_prompt
+    from studio.engine.loras import loaded_adapters
+
+    tiny = request.getfixturevalue(f"tiny_{family}")
+    model = models.get(tiny.single_file, cpu, config=tiny.config_folder)
+    pipe = build_tiny_pipeline(tiny.family)  # the same modules, not yet wrapped by PEFT
+    path = write_lora(pipe, tmp_path / f"{family}-{layout}.safetensors", layout)
+    def base_weights():  # PEFT wraps layers (".base_layer") and adds its own ("lora_")
+        named = model.base.unet.named_parameters()
+        return {n.replace(".base_layer", ""): p for n, p in named if "lora_" not in n}
+
+    unet_weights = {n: p.clone() for n, p in base_weights().items()}
+    before = encode_prompt(model, "a red circle")
+    patched = with_addons(model, loras=(LoraUse(path, 1.0, 1.0),))
+    during = encode_prompt(patched, "a red circle")
+    assert not torch.equal(during.embeds, before.embeds)
+    with applied(patched):  # the UNet's LoRA layers are on inside, off outside
+        assert loaded_adapters(model) >= 1
+    after = encode_prompt(model, "a red circle")
+    assert torch.equal(after.embeds, before.embeds)
+    if before.pooled is not None:
+        assert torch.equal(after.pooled, before.pooled)
+    base = base_weights()
+    assert base.keys() == unet_weights.keys()
+    assert all(torch.equal(base[n], w) for n, w in unet_weights.items())
