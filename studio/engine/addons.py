@@ -84,7 +84,6 @@ def applied(model: Any):
     from studio.engine.vae import swap_vae
 
     with _lock:
-        pipe = loaded.base
         restore_vae = None
         activated = False
         try:
@@ -99,4 +98,3 @@ def applied(model: Any):
                 deactivate_loras(loaded)
             if restore_vae is not None:
                 restore_vae()
-            del pipe
