@@ -351,6 +351,7 @@ def test_sd2_and_sdxl_loras_load_apply_and_come_off(family, layout, request, cpu
     model = models.get(tiny.single_file, cpu, config=tiny.config_folder)
     pipe = build_tiny_pipeline(tiny.family)  # the same modules, not yet wrapped by PEFT
     path = write_lora(pipe, tmp_path / f"{family}-{layout}.safetensors", layout)
+
     def base_weights():  # PEFT wraps layers (".base_layer") and adds its own ("lora_")
         named = model.base.unet.named_parameters()
         return {n.replace(".base_layer", ""): p for n, p in named if "lora_" not in n}
@@ -369,3 +370,30 @@ def test_sd2_and_sdxl_loras_load_apply_and_come_off(family, layout, request, cpu
     base = base_weights()
     assert base.keys() == unet_weights.keys()
     assert all(torch.equal(base[n], w) for n, w in unet_weights.items())
+
+
+def test_several_loras_and_a_unet_only_one(tiny_sd1, cpu, models, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from studio.engine.addons import LoraUse, with_addons
+    from studio.engine.latents import encode_prompt
+
+    model = models.get(tiny_sd1.single_file, cpu, config=tiny_sd1.config_folder)
+    pipe = build_tiny_pipeline("sd1")
+    full = write_lora(pipe, tmp_path / "full.safetensors", "diffusers", seed=7)
+    unet_only = tmp_path / "unet_only.safetensors"
+    state = load_file(str(full))
+    save_file({k: v for k, v in state.items() if k.startswith("unet.")}, str(unet_only))
+    text = write_lora(pipe, tmp_path / "text.safetensors", "kohya", seed=8)
+
+    def encode(*uses):
+        return encode_prompt(with_addons(model, loras=uses), "a red circle").embeds
+
+    plain = encode()
+    one = encode(LoraUse(text))
+    assert not torch.equal(one, plain)
+    # A LoRA with no text encoder weights, right after one with: the text encoder is plain.
+    assert torch.equal(encode(LoraUse(unet_only)), plain)
+    both = encode(LoraUse(text), LoraUse(full))
+    assert not torch.equal(both, one) and not torch.equal(both, encode(LoraUse(full)))
+    assert torch.equal(encode(), plain)

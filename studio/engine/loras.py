@@ -96,6 +96,7 @@ def _has_adapter(pipe, name: str) -> bool:
 
 def activate_loras(model, uses: Iterable[LoraUse]) -> None:
     """Switch on these LoRAs with their strengths (and no other)."""
+    from diffusers.utils.peft_utils import set_adapter_layers
     uses = list(uses)
     names = [adapter_name(model, use.path) for use in uses]
     pipe = model.base
@@ -113,10 +114,8 @@ def activate_loras(model, uses: Iterable[LoraUse]) -> None:
     for part, present in parts.items():
         if not any(name in present for name in names):
             module = getattr(pipe, part, None)
-            if hasattr(module, "disable_lora"):
-                module.disable_lora()
-            elif module is not None:
-                pipe.disable_lora_for_text_encoder(module)
+            if module is not None:
+                set_adapter_layers(module, enabled=False)
 
 
 def deactivate_loras(model) -> None:
