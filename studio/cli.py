@@ -548,7 +548,6 @@ def _load_any_workflow(path: Path):
 
 
 def cmd_upscale(args) -> int:
-    from studio.engine import upscale
     from studio.engine.budget import check_upscale
     from studio.formats.files import save_image
     from studio.formats.images import load_image
@@ -557,7 +556,14 @@ def cmd_upscale(args) -> int:
     if args.scale is not None and not (args.scale > 0 and math.isfinite(args.scale)):
         raise ParameterError(f"--scale must be a positive factor such as 2 (got {args.scale:g}).")
     target = _output_path(args, f"{args.image.stem}-upscaled")
+    if args.scale is not None:
+        # Refused from the file's header, before the picture is decoded or torch imported.
+        size = _claimed_size(args.image)
+        if size is not None:
+            check_upscale(*size, args.scale, model=False)
     image = load_image(args.image)
+    from studio.engine import upscale
+
     params = GenerationParams(mode="upscale", width=image.width, height=image.height)
     if args.model is None and args.scale is None:
         from studio.paths import DEMO_UPSCALER
@@ -616,6 +622,17 @@ def cmd_upscale(args) -> int:
     params = params.with_(width=result.width, height=result.height)
     print(save_image(result, target, params, versions=versions))
     return 0
+
+
+def _claimed_size(path: Path) -> tuple[int, int] | None:
+    """The size an image file's header claims, or None (load_image then names the problem)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except Exception:  # anything unreadable is load_image's to explain
+        return None
 
 
 def cmd_gui(args) -> int:
