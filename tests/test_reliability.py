@@ -631,6 +631,23 @@ def test_the_output_format_follows_the_extension(capsys, place, suffix, kind):
     assert read_metadata(out.strip()).params.upscaler == "Lanczos"
 
 
+def test_a_generated_image_is_saved_in_the_format_its_name_asks_for(capsys, place):
+    """Through the Save node (the window's and `studio run`'s path too), not only the CLI."""
+    from PIL import Image
+
+    from studio.formats.metadata import read_metadata
+
+    target = place.out / "shape.webp"
+    argv = ["generate", "a red circle", "--steps", 2, "--seed", 5, "-o", target]
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    with Image.open(out.strip()) as image:
+        assert image.format == "WEBP"
+    params = read_metadata(out.strip()).params
+    assert params.prompt == "a red circle" and params.seed == 5
+
+
 # -- internal errors: one line naming the log file, the traceback in it ---------------------------
 
 
