@@ -202,7 +202,7 @@ def main() -> None:
     def med(side: str, key: str) -> float:
         return statistics.median(r[key] for r in results[side])
 
-    gb = 1024**3
+    gb = 1e9
     print(f"model: {args.model.name}, CPU fp32, {args.size}x{args.size}, {args.steps} steps, Euler, "
           f"CFG {CFG}, {args.rounds} interleaved rounds, {args.jobs} jobs per process, "
           f"{os.cpu_count()} cores")  # fmt: skip
