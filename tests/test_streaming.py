@@ -64,3 +64,11 @@ def test_a_truncated_file_is_refused_with_a_sentence(tiny_sd1, cpu, tmp_path):
     broken.write_bytes(data[: len(data) * 2 // 3])
     with pytest.raises(ModelError, match="broken.safetensors"):
         load_model(broken, cpu, config=tiny_sd1.config_folder)
+
+
+def test_a_file_that_does_not_fit_its_config_names_both(tiny_sd1, cpu):
+    from studio.engine.checkpoint import load_model
+    from studio.engine.configs import bundled_config
+
+    with pytest.raises(ModelError, match=r"sd1.safetensors does not fit the configuration in sd1"):
+        load_model(tiny_sd1.single_file, cpu, config=bundled_config("sd1"))

@@ -23,7 +23,8 @@ from diffusers.loaders.single_file_utils import (
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
 
 from studio.engine.detect import CheckpointInfo
-from studio.engine.streaming import SafetensorsReader, load_converted
+from studio.engine.streaming import SafetensorsReader, WeightMismatch, load_converted
+from studio.errors import ModelError
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,10 @@ def load_streamed(
             convert = _text_converter(encoder, prefix, openclip)
             load_converted(encoder, reader, convert, prefix, dtype, device)
             components[component] = encoder.eval()
+    except (WeightMismatch, KeyError) as error:
+        raise ModelError(
+            f"{info.path.name} does not fit the configuration in {folder.name}: {error}."
+        ) from None
     finally:
         reader.close()
     pipe = pipeline_cls.from_pretrained(folder, local_files_only=True, **components, **extra)

@@ -120,13 +120,17 @@ def trace(converted: dict[str, Any], keys_by_id: dict[int, str]) -> dict[str, _S
     return sources
 
 
+class WeightMismatch(ModelError):
+    """A file tensor does not fit the weight it was mapped to (another configuration)."""
+
+
 def _place(model: torch.nn.Module, name: str, value: torch.Tensor) -> None:
     path, _, leaf = name.rpartition(".")
     module = model.get_submodule(path) if path else model
     if leaf in module._parameters:
         current = module._parameters[leaf]
         if current is not None and current.shape != value.shape:
-            raise ModelError(
+            raise WeightMismatch(
                 f"weight {name} has shape {tuple(value.shape)}, the model expects "
                 f"{tuple(current.shape)}"
             )
