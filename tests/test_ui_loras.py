@@ -40,7 +40,7 @@ def model_source(document, node_id="sample"):
 
 def test_add_set_and_remove_a_lora(box, webui):
     document = box.document
-    box._fill_loras(box.add_lora)
+    box._fill_loras()
     index = box.add_lora.findText("detail")
     assert index > 0
     box.add_lora.activated.emit(index)
@@ -61,7 +61,7 @@ def test_add_set_and_remove_a_lora(box, webui):
 
 def test_vae_and_clip_skip_fields(box, webui):
     document = box.document
-    box._fill_vaes(box.vae)
+    box._fill_vaes()
     box.vae.activated.emit(box.vae.findText("clear.safetensors"))
     (vae,) = document.graph.find("LoadVAE")
     assert model_source(document, "decode") == vae.id

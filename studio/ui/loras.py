@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QSignalBlocker, QStringListModel, Qt
+from PySide6.QtCore import QSignalBlocker, QStringListModel, Qt, Signal
 from PySide6.QtGui import QTextCursor
 from PySide6.QtWidgets import (
     QComboBox,
@@ -61,13 +61,11 @@ def files_of(kind: str, suffixes) -> list[Path]:
 class _FolderCombo(QComboBox):
     """A combo box that lists the model folders' files when opened, not on every graph edit."""
 
-    def __init__(self, fill: Callable[[QComboBox], None]) -> None:
-        super().__init__()
-        self._fill = fill
+    aboutToShow = Signal()
 
     def showPopup(self) -> None:  # noqa: N802 (Qt's name)
         with QSignalBlocker(self):
-            self._fill(self)
+            self.aboutToShow.emit()  # a signal, so the combo holds no reference to its box
         super().showPopup()
 
 
@@ -81,11 +79,13 @@ class ModelAddonsBox(QGroupBox):
         self._spins: dict[str, tuple[QDoubleSpinBox, QSlider]] = {}
         self.rows = QVBoxLayout()
         self.rows.setContentsMargins(0, 0, 0, 0)
-        self.add_lora = _FolderCombo(self._fill_loras)
+        self.add_lora = _FolderCombo()
+        self.add_lora.aboutToShow.connect(self._fill_loras)
         self.add_lora.setObjectName("add-lora")
         self.add_lora.setToolTip("Add a LoRA from the model folders (File > Settings)")
         self.add_lora.activated.connect(self._lora_chosen)
-        self.vae = _FolderCombo(self._fill_vaes)
+        self.vae = _FolderCombo()
+        self.vae.aboutToShow.connect(self._fill_vaes)
         self.vae.setObjectName("vae")
         self.vae.activated.connect(self._vae_chosen)
         self.clip_skip = QSpinBox()
@@ -136,7 +136,8 @@ class ModelAddonsBox(QGroupBox):
         vaes = self.nodes("LoadVAE")
         return str(vaes[0].params.get("path", "")) if vaes else ""
 
-    def _fill_loras(self, combo: QComboBox) -> None:
+    def _fill_loras(self) -> None:
+        combo = self.add_lora
         combo.clear()
         combo.addItem("Add LoRA…", "")
         for path in files_of("lora", LORA_SUFFIXES):
@@ -146,7 +147,8 @@ class ModelAddonsBox(QGroupBox):
         for name, label in server_files("loras"):
             combo.addItem(label, name)
 
-    def _fill_vaes(self, combo: QComboBox) -> None:
+    def _fill_vaes(self) -> None:
+        combo = self.vae
         current = self._current_vae()
         combo.clear()
         combo.addItem(OWN_VAE, "")
