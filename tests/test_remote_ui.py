@@ -59,8 +59,7 @@ def test_settings_move_the_window_onto_a_server_and_back(qtbot, window, fake, tm
     from studio.ui.loras import ModelAddonsBox
 
     box = window.findChild(ModelAddonsBox)
-    box.add_lora.showPopup()
-    box.add_lora.hidePopup()
+    box._fill_loras()  # what opening the list does
     offered = {
         box.add_lora.itemText(i): box.add_lora.itemData(i) for i in range(box.add_lora.count())
     }
@@ -99,3 +98,28 @@ def test_a_broken_server_setting_is_one_sentence_and_jobs_stay_here(qtbot, windo
     assert window.bridge.servers == []
     assert window.message.isVisible()
     assert "name none" in window.message.text() and "\n" not in window.message.text()
+
+
+def test_cancel_in_the_window_stops_the_job_on_the_server(qtbot, window, fake, tmp_path):
+    window.apply_settings(
+        Settings(
+            output_folder=str(tmp_path / "out"),
+            device="cpu",
+            backend="comfyui",
+            servers=[fake.url],
+            server_tokens={fake.url: "tok"},
+        )
+    )
+    fake.behaviour = Behaviour(step_delay=0.05)
+    window.document.set_param("model", "path", "sd_xl_base_1.0.safetensors")
+    window.panel.field("sample", "steps").widget.setValue(200)
+    steps = []
+    window.bridge.progress.connect(lambda node, step, total, left: steps.append(step))
+    with qtbot.waitSignal(window.bridge.busyChanged, timeout=10_000):
+        qtbot.mouseClick(window.panel.generate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(steps) >= 2, timeout=JOB_TIMEOUT)
+    qtbot.mouseClick(window.panel.cancel_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not window.bridge.busy, timeout=10_000)
+    assert len(fake.interrupts) == 1
+    assert window.canvas.staged_count() == 0
+    assert not list((tmp_path / "out").glob("*.png"))
