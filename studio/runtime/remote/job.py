@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from studio.errors import Cancelled
-from studio.formats.parameters import GenerationParams
 from studio.graph.document import Graph
 from studio.graph.spec import IMAGE, MASK
 from studio.nodes.context import RunContext
@@ -33,6 +32,7 @@ from studio.runtime.events import (
 )
 from studio.runtime.remote.client import Client, Feed, RefusedPrompt
 from studio.runtime.remote.pool import fit
+from studio.runtime.remote.record import Made, generation_params
 from studio.runtime.remote.server import RemoteError
 from studio.runtime.remote.split import Split, server_graph
 
@@ -489,59 +489,8 @@ class RemoteJob:
 
         prompt, pictures = self.results[index]
         image = pictures[port]
-        return Picture(image, self._params(prompt, image))
-
-    def _params(self, prompt: _Prompt, image: Image.Image) -> GenerationParams:
-        """What made an image, as Studio records it, with the server that made it."""
-        nodes = [self.graph.nodes[i] for i in self.part.remote]
-        types = {n.type for n in nodes}
-        samples = [n for n in nodes if n.type == "Sample"]
-        mode = (
-            "inpaint"
-            if "SetLatentMask" in types
-            else "txt2img"  # a hires fix encodes its first image again: still text to image
-            if "EmptyLatent" in types
-            else "img2img"
-            if samples
-            else "upscale"
-        )
-        extra = {"Server": prompt.client.server.url}
-        if not samples:
-            return GenerationParams(
-                mode=mode,
-                width=image.width,
-                height=image.height,
-                upscaler=prompt.models.get("model_name", ""),
-                extra=extra,
-            )
-        sample = samples[-1]
-        spec = self.executor.node_types["Sample"].spec
-        p = {**spec.defaults(), **sample.params}
-        links = self.graph.inputs_of(sample.id)
-
-        def text(port: str) -> str:
-            link = links.get(port)
-            node = self.graph.nodes.get(link.src) if link else None
-            return str(node.params.get("text", "")) if node and node.type == "Prompt" else ""
-
-        return GenerationParams(
-            mode=mode,
-            prompt=text("positive"),
-            negative_prompt=text("negative"),
-            steps=p["steps"],
-            sampler=p["sampler"],
-            cfg_scale=p["cfg_scale"],
-            guidance_rescale=p["guidance_rescale"],
-            pag_scale=p["pag_scale"],
-            seed=p["seed"],
-            width=image.width,
-            height=image.height,
-            batch_size=self.count,
-            batch_index=prompt.index,
-            strength=None if mode == "txt2img" else p["denoise"],
-            model=prompt.models.get("ckpt_name", ""),
-            extra=extra,
-        )
+        made = Made(prompt.client.server.url, prompt.index, self.count, prompt.models)
+        return Picture(image, generation_params(self.graph, self.part.remote, made, image.size))
 
 
 def _upload_image(port_type: str, value: Any) -> Any:
