@@ -397,3 +397,20 @@ def test_several_loras_and_a_unet_only_one(tiny_sd1, cpu, models, tmp_path):
     both = encode(LoraUse(text), LoraUse(full))
     assert not torch.equal(both, one) and not torch.equal(both, encode(LoraUse(full)))
     assert torch.equal(encode(), plain)
+
+
+def test_a_lora_of_another_family_is_one_sentence_and_leaves_nothing(
+    tiny_sd1, cpu, models, tmp_path
+):
+    from studio.engine.loras import loaded_adapters
+
+    before = pixels(tiny_sd1, cpu, models, tmp_path)
+    model = models.get(tiny_sd1.single_file, cpu, config=tiny_sd1.config_folder)
+    xl = write_lora(build_tiny_pipeline("sdxl"), tmp_path / "xl_style.safetensors", "kohya")
+    with pytest.raises(
+        NodeFailed, match="xl_style.safetensors does not fit .*another model family"
+    ):
+        pixels(tiny_sd1, cpu, models, tmp_path, loras=[LoraChoice(str(xl))])
+    present = {name for names in model.base.get_list_adapters().values() for name in names}
+    assert len(present) == loaded_adapters(model)  # no half-loaded adapter stays behind
+    assert np.array_equal(pixels(tiny_sd1, cpu, models, tmp_path), before)

@@ -74,11 +74,17 @@ def adapter_name(model, path: Path) -> str:
     except ModelError:
         raise
     except Exception as exc:  # diffusers and PEFT raise many kinds; the user needs one line
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        _forget(pipe, name)
+        text = str(exc).strip()
+        if "size mismatch" in text:
+            why = "its layers have other sizes, so it is for another model family"
+        else:
+            why = text.splitlines()[0][:200] if text else type(exc).__name__
         raise ModelError(
-            f"{path.name} does not fit {model.name} ({model.info.label}): {first[:200]}"
+            f"{path.name} does not fit {model.name} ({model.info.label}): {why}."
         ) from None
     if not _has_adapter(pipe, name):
+        _forget(pipe, name)
         raise ModelError(f"{path.name} has no weights for any layer of {model.name}.")
     # Loading switches the new adapter on; nothing is on outside a job's steps.
     pipe.disable_lora()
@@ -90,6 +96,15 @@ def adapter_name(model, path: Path) -> str:
     return name
 
 
+def _forget(pipe, name: str) -> None:
+    """Take out what a failed load may have put in (best effort: it may have put in nothing)."""
+    try:
+        if _has_adapter(pipe, name):
+            pipe.delete_adapters([name])
+    except Exception:  # noqa: BLE001 - the load's own error is the one to report
+        log.debug("Could not delete the half-loaded adapter %s", name, exc_info=True)
+
+
 def _has_adapter(pipe, name: str) -> bool:
     return any(name in names for names in pipe.get_list_adapters().values())
 
@@ -97,6 +112,7 @@ def _has_adapter(pipe, name: str) -> bool:
 def activate_loras(model, uses: Iterable[LoraUse]) -> None:
     """Switch on these LoRAs with their strengths (and no other)."""
     from diffusers.utils.peft_utils import set_adapter_layers
+
     uses = list(uses)
     names = [adapter_name(model, use.path) for use in uses]
     pipe = model.base
