@@ -414,3 +414,24 @@ def test_a_lora_of_another_family_is_one_sentence_and_leaves_nothing(
     present = {name for names in model.base.get_list_adapters().values() for name in names}
     assert len(present) == loaded_adapters(model)  # no half-loaded adapter stays behind
     assert np.array_equal(pixels(tiny_sd1, cpu, models, tmp_path), before)
+
+
+def test_a_locon_lora_on_convolutions_changes_pixels(tiny_sd1, cpu, models, tmp_path):
+    from safetensors.torch import save_file
+
+    conv = build_tiny_pipeline("sd1").unet.down_blocks[0].resnets[0].conv1
+    key = "lora_unet_down_blocks_0_resnets_0_conv1"
+    generator = torch.Generator().manual_seed(3)
+    path = tmp_path / "locon.safetensors"
+    save_file(
+        {
+            f"{key}.lora_down.weight": torch.randn(2, conv.in_channels, 3, 3, generator=generator),
+            f"{key}.lora_up.weight": torch.randn(conv.out_channels, 2, 1, 1, generator=generator),
+            f"{key}.alpha": torch.tensor(2.0),
+        },
+        str(path),
+    )
+    before = pixels(tiny_sd1, cpu, models, tmp_path)
+    assert not np.array_equal(
+        pixels(tiny_sd1, cpu, models, tmp_path, loras=[LoraChoice(str(path))]), before
+    )
