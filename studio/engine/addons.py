@@ -73,9 +73,14 @@ def with_addons(model: Any, **changes: Any) -> PatchedModel:
 
 
 @contextlib.contextmanager
-def applied(model: Any):
-    """Switch the model's add-ons on for the duration of the block, then off again."""
+def applied(model: Any, *, loras: bool = True):
+    """Switch the model's add-ons on for the duration of the block, then off again.
+
+    `loras=False` for VAE-only steps (encoding and decoding pixels), which no LoRA touches.
+    """
     addons = addons_of(model)
+    if not loras:
+        addons = replace(addons, loras=())
     loaded = base_model(model)
     if addons == Addons():
         yield

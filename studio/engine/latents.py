@@ -138,7 +138,7 @@ def encode_image(model: LoadedModel, image: Image.Image) -> Latent:
     """VAE-encode an RGB image (deterministically: the distribution's mode)."""
     from studio.engine.addons import applied
 
-    with applied(model):
+    with applied(model, loras=False):  # the VAE only
         return _encode_image(model, image)
 
 
@@ -182,7 +182,7 @@ def decode_latents(pipe, latents: torch.Tensor) -> list[Image.Image]:
 def decode(model: LoadedModel, latent: Latent) -> list[Image.Image]:
     from studio.engine.addons import applied
 
-    with applied(model):
+    with applied(model, loras=False):  # the VAE only
         return [decode_latents(model.base, samples)[0] for samples in latent.samples]
 
 
