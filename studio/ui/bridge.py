@@ -18,7 +18,6 @@ screen refreshes, so every step's preview is drawn unless steps come faster than
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections import deque
@@ -284,20 +283,16 @@ class RuntimeBridge(QObject):
         self.preview.emit(image)
 
 
-def window_cpu_threads() -> int:
-    """Threads for the window's CPU jobs: every core but one (the CLI uses every core).
+def window_cpu_threads() -> int | None:
+    """Threads for the window's CPU jobs: None, every core, as for the CLI.
 
-    Measured with bench/ui_latency.py on the 2-core machine, shared with other work at the time
-    (bundled model, 64x64, 20 steps, 2 rounds of each):
-    at 1 thread warm jobs took 0.7-1.4 s with GUI gaps p99 14-23 ms; at 2 threads 2.8-14 s and
-    15-29 ms. Two busy threads on two cores leave the GUI thread and the OS to preempt them,
-    and each step's parallel regions then wait for the preempted one.
+    Measured with bench/ui_latency.py --threads N on the 2-core machine (bundled model, 64x64,
+    20 steps, warm jobs): when it was quiet, 2 threads 0.83-0.88 s with GUI gaps p99 15 ms,
+    1 thread 0.94-1.11 s and 14-24 ms; and a full-size SD 1.5 step takes 2.7 s at 2 threads
+    against about 5 s at 1. While other programs kept both cores busy, 1 thread did better
+    (0.7-1.4 s against 2.8-14 s), but that is the other programs' doing, not the window's.
     """
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
-    return max(1, cores - 1)
+    return None
 
 
 def _executor(servers: list[Any]) -> Any:
