@@ -35,6 +35,22 @@ def _size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"size must look like 512x768, not '{text}'") from None
 
 
+def _sides(text: str) -> tuple[int, int, int, int]:
+    """--outpaint: "L,T,R,B" pixels, or one number for every side."""
+    try:
+        values = [int(part) for part in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) == 1:
+        values *= 4
+    if len(values) != 4:
+        raise argparse.ArgumentTypeError(
+            f"--outpaint takes LEFT,TOP,RIGHT,BOTTOM pixels (e.g. 0,0,128,0) or one number, "
+            f"not '{text}'"
+        )
+    return values[0], values[1], values[2], values[3]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="studio", description="Native, offline image generation.")
     parser.add_argument("--version", action="version", version=f"studio {__version__}")
@@ -71,7 +87,19 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--mask", type=Path, help="mask image: white = repaint")
     gen.add_argument("--grow", type=int, default=0, help="grow the mask by N pixels")
     gen.add_argument("--feather", type=int, default=8, help="feather the mask edge by N pixels")
-    gen.add_argument("--masked-only", action="store_true", help="inpaint a crop around the mask")
+    gen.add_argument(
+        "--outpaint",
+        type=_sides,
+        metavar="L,T,R,B",
+        help="grow the --init picture by these pixels a side and paint the new area",
+    )
+    gen.add_argument(
+        "--masked-only",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="inpaint a crop around the mask (default: on when the picture is larger than "
+        "the model)",
+    )
     gen.add_argument(
         "--padding", type=int, default=32, help="context around the mask (masked-only)"
     )
@@ -352,6 +380,12 @@ def cmd_generate(args) -> int:
 
     if args.mask is not None and args.init is None:
         raise ParameterError("--mask needs --init: the image to inpaint.")
+    if args.outpaint and args.init is None:
+        raise ParameterError("--outpaint needs --init: the picture to grow.")
+    if args.outpaint and args.mask is not None:
+        raise ParameterError(
+            "--outpaint paints the new area it adds, so it takes no --mask: leave one out."
+        )
     if args.size:
         _check_typed_size(args.size)
     target = _output_path(args, "studio")  # a format Studio cannot write is refused first
@@ -362,7 +396,10 @@ def cmd_generate(args) -> int:
             f"The mask {args.mask.name} is all black, so nothing would change: "
             "paint the area to repaint white."
         )
-    mode = "inpaint" if mask is not None else "img2img" if init is not None else "txt2img"
+    if args.outpaint:
+        _check_outpaint(init, args.outpaint)
+    inpainting = mask is not None or bool(args.outpaint)
+    mode = "inpaint" if inpainting else "img2img" if init is not None else "txt2img"
     seed = args.seed if args.seed is not None else random.randrange(2**32)
     model = args.model or _default_model()
 
@@ -401,7 +438,7 @@ def cmd_generate(args) -> int:
             {
                 "grow.pixels": args.grow,
                 "feather.pixels": args.feather,
-                "crop.enabled": args.masked_only,
+                "crop.enabled": _masked_only(args, model, init.size),
                 "crop.padding": args.padding,
                 "composite.color_match": args.color_match,
             }
@@ -412,11 +449,59 @@ def cmd_generate(args) -> int:
     if args.batch > 1 and mode != "txt2img":
         raise ParameterError("--batch works for text-to-image; run image-to-image once per seed.")
     graph = _with_addons(set_params(default_workflow(mode), values), args)
+    if args.outpaint:
+        _add_outpaint(graph, args.outpaint)
     # Bad values are reported before the (slow) model load.
     check(graph, specs())
     if mode == "txt2img" and not args.size:
         _use_native_size(graph, args)
     return _run_graph(graph, inputs, args)
+
+
+def _check_outpaint(init, sides: tuple[int, int, int, int]) -> None:
+    """The grown picture must be one Studio would open, checked before any model loads."""
+    from studio.engine.region import MAX_EXPAND
+    from studio.formats.images import DEFAULT_MAX_PIXELS
+
+    left, top, right, bottom = sides
+    if not any(sides) or not all(0 <= side <= MAX_EXPAND for side in sides):
+        raise ParameterError(
+            f"--outpaint adds 0 to {MAX_EXPAND} pixels a side, and at least one side must grow."
+        )
+    width, height = init.width + left + right, init.height + top + bottom
+    if width * height > DEFAULT_MAX_PIXELS:
+        raise ParameterError(
+            f"--outpaint would make a {width}x{height} picture: the most is "
+            f"{DEFAULT_MAX_PIXELS // 2**20} megapixels."
+        )
+
+
+def _masked_only(args, model, size: tuple[int, int]) -> bool:
+    """--masked-only as given; by default on when the picture is larger than the model."""
+    if args.masked_only is not None:
+        return args.masked_only
+    from studio.engine.sizes import native_size
+
+    width, height = size
+    if args.outpaint:
+        left, top, right, bottom = args.outpaint
+        width, height = width + left + right, height + top + bottom
+    native = native_size(model, args.config or None) or 512
+    return max(width, height) > native
+
+
+def _add_outpaint(graph, sides: tuple[int, int, int, int]) -> None:
+    """The inpaint workflow with an Outpaint node between the picture and the region: the
+    grown picture is inpainted where it grew (no canvas mask)."""
+    from studio.graph.document import Node
+
+    left, top, right, bottom = sides
+    params = {"left": left, "top": top, "right": right, "bottom": bottom}
+    graph.add(Node("expand", "ExpandImage", params, title="Outpaint: expand"))
+    graph.remove("mask")
+    graph.connect("image", "image", "expand", "image")
+    graph.connect("expand", "image", "region", "image")
+    graph.connect("expand", "mask", "region", "mask")
 
 
 def _check_typed_size(size: tuple[int, int]) -> None:

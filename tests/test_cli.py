@@ -125,6 +125,59 @@ def test_inpaint_from_the_command_line(tmp_path, capsys, tiny_sd1):
     assert read_metadata(out.strip()).params.mode == "inpaint"
 
 
+@pytest.mark.parametrize("family", ["tiny_sd1", "tiny_sd1_inpaint"])
+def test_outpaint_from_the_command_line(tmp_path, capsys, request, family):
+    """--outpaint grows the picture, fills the new strip from the edge and inpaints it, with a
+    4-channel model and with a 9-channel inpainting one; the old picture stays as it was."""
+    tiny = request.getfixturevalue(family)
+    rng = np.random.default_rng(3)
+    photo = Image.fromarray(rng.integers(60, 200, (64, 80, 3), dtype=np.uint8), "RGB")
+    photo.save(tmp_path / "photo.png")
+    code, out, err = run(
+        capsys,
+        "generate",
+        "a field",
+        *model_args(tiny),
+        "--steps",
+        2,
+        "--init",
+        tmp_path / "photo.png",
+        "--outpaint",
+        "0,0,32,16",
+        "--feather",
+        4,
+        "-o",
+        tmp_path / "wider.png",
+    )
+    assert code == 0, err
+    result = np.asarray(Image.open(out.strip()).convert("RGB"))
+    assert result.shape == (80, 112, 3)
+    # Far from the new area (farther than the feathered edge) nothing changed.
+    assert np.array_equal(result[:56, :72], np.asarray(photo)[:56, :72])
+    new = result[:, 80:].astype(np.int16)
+    assert new.mean() > 20 and new.std() > 1  # painted, not flat black
+    params = read_metadata(out.strip()).params
+    assert params.mode == "inpaint"
+
+
+def test_outpaint_is_refused_before_any_model_loads(tmp_path, capsys):
+    Image.new("RGB", (64, 64)).save(tmp_path / "p.png")
+    Image.new("L", (64, 64)).save(tmp_path / "m.png")
+    cases = [
+        (["--outpaint", "0,0,64,0"], "--outpaint needs --init"),
+        (["--init", tmp_path / "p.png", "--outpaint", "0,0,0,0"], "at least one side"),
+        (["--init", tmp_path / "p.png", "--outpaint", "1,2"], "LEFT,TOP,RIGHT,BOTTOM"),
+        (
+            ["--init", tmp_path / "p.png", "--mask", tmp_path / "m.png", "--outpaint", "8"],
+            "takes no --mask",
+        ),
+        (["--init", tmp_path / "p.png", "--outpaint", "8192"], "megapixels"),
+    ]
+    for extra, message in cases:
+        code, _, err = run(capsys, "generate", "x", "--model", "m.safetensors", *extra)
+        assert code == 2 and message in err, (extra, err)
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -888,6 +888,20 @@ def test_gui_workflow_imports_a_comfyui_workflow(window, place, as_png):
     assert len(graph.find("Sample")) == 2 and graph.find("LoadCheckpoint"), _shown(window)
 
 
+@pytest.mark.parametrize("loader", ["open_path", "drop_file"])
+def test_a_workflow_dropped_on_the_window_is_imported(window, place, loader):
+    """A ComfyUI API JSON dropped on the window (or on its canvas) is imported, not refused as
+    a picture; a broken one is refused in one sentence and the workflow stays."""
+    broken = place.file("broken.json", "{")
+    nodes_before = dict(window.document.graph.nodes)
+    getattr(window.session, loader)(str(broken))
+    assert "broken.json" in _shown(window) and window.document.graph.nodes == nodes_before
+    path = place.file("comfy.json", json.dumps(h.comfy_chain(2)))
+    getattr(window.session, loader)(str(path))
+    graph = window.document.graph
+    assert len(graph.find("Sample")) == 2 and graph.find("LoadCheckpoint"), _shown(window)
+
+
 @pytest.mark.parametrize("text", [c[1] for c in BAD_SETTINGS], ids=[c[0] for c in BAD_SETTINGS])
 def test_the_window_starts_with_a_bad_settings_file(qtbot, place, text):
     from studio.settings import Settings

@@ -59,7 +59,8 @@ def test_settings_move_the_window_onto_a_server_and_back(qtbot, window, fake, tm
     from studio.ui.loras import ModelAddonsBox
 
     box = window.findChild(ModelAddonsBox)
-    box._fill_loras()  # what opening the list does
+    box.add_lora.showPopup()  # opening the list fills it
+    box.add_lora.hidePopup()
     offered = {
         box.add_lora.itemText(i): box.add_lora.itemData(i) for i in range(box.add_lora.count())
     }

@@ -40,7 +40,8 @@ def model_source(document, node_id="sample"):
 
 def test_add_set_and_remove_a_lora(box, webui):
     document = box.document
-    box._fill_loras()
+    box.add_lora.showPopup()  # opening the list fills it
+    box.add_lora.hidePopup()
     index = box.add_lora.findText("detail")
     assert index > 0
     box.add_lora.activated.emit(index)
@@ -61,7 +62,8 @@ def test_add_set_and_remove_a_lora(box, webui):
 
 def test_vae_and_clip_skip_fields(box, webui):
     document = box.document
-    box._fill_vaes()
+    box.vae.showPopup()
+    box.vae.hidePopup()
     box.vae.activated.emit(box.vae.findText("clear.safetensors"))
     (vae,) = document.graph.find("LoadVAE")
     assert model_source(document, "decode") == vae.id

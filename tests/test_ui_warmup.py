@@ -32,7 +32,10 @@ def test_the_model_loads_in_the_background_and_the_first_job_reuses_it(qtbot, wi
     runtime = window.bridge.runtime
     assert runtime.models.loads == 1
 
+    shown: list[str] = []
+    window.bridge.busyChanged.connect(lambda busy: busy and shown.append(window.progress.label.text()))
     generate_and_wait(qtbot, window)
+    assert shown == ["Starting…"]  # not "Loading the model…": it is loaded
     assert not window.message.isVisible(), window.message.text()
     assert runtime.models.loads == 1  # the job found the model loaded
     assert window.canvas.staged_count() == 1

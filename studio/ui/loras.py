@@ -64,8 +64,7 @@ class _FolderCombo(QComboBox):
     aboutToShow = Signal()
 
     def showPopup(self) -> None:  # noqa: N802 (Qt's name)
-        with QSignalBlocker(self):
-            self.aboutToShow.emit()  # a signal, so the combo holds no reference to its box
+        self.aboutToShow.emit()  # a signal, so the combo holds no reference to its box
         super().showPopup()
 
 
@@ -138,6 +137,7 @@ class ModelAddonsBox(QGroupBox):
 
     def _fill_loras(self) -> None:
         combo = self.add_lora
+        blocker = QSignalBlocker(combo)  # refilling is not a choice: no index signals
         combo.clear()
         combo.addItem("Add LoRA…", "")
         for path in files_of("lora", LORA_SUFFIXES):
@@ -146,10 +146,12 @@ class ModelAddonsBox(QGroupBox):
 
         for name, label in server_files("loras"):
             combo.addItem(label, name)
+        blocker.unblock()
 
     def _fill_vaes(self) -> None:
         combo = self.vae
         current = self._current_vae()
+        blocker = QSignalBlocker(combo)
         combo.clear()
         combo.addItem(OWN_VAE, "")
         for path in files_of("vae", LORA_SUFFIXES):
@@ -157,6 +159,7 @@ class ModelAddonsBox(QGroupBox):
         if current and combo.findData(current) < 0:
             combo.addItem(Path(current).name, current)
         combo.setCurrentIndex(max(0, combo.findData(current)))
+        blocker.unblock()
 
     def _lora_row(self, node_id: str, params: dict) -> QWidget:
         row = QWidget()

@@ -114,8 +114,12 @@ class Session:
         window = self.window
         window.panel.set_busy(busy)
         if busy:
-            # The first job imports the engine and loads the model before its first step.
-            window.progress.start("Loading the model…" if self._first_job else "Starting…")
+            # The first job imports the engine and loads the model before its first step,
+            # unless the background load (ui/warmup.py) already did.
+            warmup = getattr(window, "warmup", None)
+            loaded = warmup is not None and warmup.state == "ready"
+            loading = self._first_job and not loaded
+            window.progress.start("Loading the model…" if loading else "Starting…")
             self._first_job = False
         else:
             window.progress.stop()
@@ -189,6 +193,11 @@ class Session:
             from studio.ui.canvas_actions import open_layered
 
             open_layered(self.window, path)
+            return
+        if path.lower().endswith(".json"):  # a workflow: Studio's own or ComfyUI's API format
+            from studio.ui.menus import import_workflow
+
+            import_workflow(self.window, path)
             return
 
         try:
