@@ -103,7 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument(
         "--padding", type=int, default=32, help="context around the mask (masked-only)"
     )
-    gen.add_argument("--color-match", action="store_true", help="match colours of the new region")
+    gen.add_argument(
+        "--color-match",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="match the new pixels' colours to the picture around them (default: on)",
+    )
     _device_args(gen)
     _server_args(gen)
     gen.add_argument("-o", "--output", type=Path, help="output PNG (never overwritten)")

@@ -94,6 +94,9 @@ def setup(verbose: bool = False) -> None:
         root.addHandler(handler)
         _handlers.append(handler)
     root.setLevel(logging.INFO if verbose else logging.WARNING)
+    # Off, then on: captureWarnings(True) does nothing when it was on before, even if
+    # something (a warnings.catch_warnings block) has put another showwarning back since.
+    logging.captureWarnings(False)
     logging.captureWarnings(True)
     if not verbose:
         # diffusers and transformers print their warnings through their own handlers.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import sys
@@ -63,6 +64,28 @@ def no_network():
             _loopback_only(socket.getaddrinfo, lambda a, k: a[0] if a else k.get("host")),
         )
         yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def collector_on_the_main_thread():
+    """The window's rule for the whole session: Python's cyclic collector never runs on a
+    worker thread (where it could free a Qt object left over from an earlier test); it runs
+    on the main thread between tests instead (studio.ui.collector)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    yield
+    if was_enabled:
+        gc.enable()
+
+
+@pytest.fixture(autouse=True)
+def collect_between_tests(collector_on_the_main_thread):
+    yield
+    counts, thresholds = gc.get_count(), gc.get_threshold()
+    for generation in (2, 1, 0):
+        if counts[generation] > thresholds[generation]:
+            gc.collect(generation)  # the younger generations too, as automatic collection does
+            return
 
 
 @pytest.fixture(autouse=True)

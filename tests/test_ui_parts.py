@@ -235,6 +235,7 @@ def test_garbage_is_collected_on_the_gui_thread_while_the_window_is_open(qtbot, 
 
     from studio.ui.main_window import MainWindow
 
+    gc.enable()  # as in a user's process (the test session keeps it off between tests)
     assert gc.isenabled()
     win = MainWindow(Settings(output_folder=str(tmp_path / "out"), device="cpu"))
     qtbot.addWidget(win)
@@ -252,6 +253,7 @@ def test_garbage_is_collected_on_the_gui_thread_while_the_window_is_open(qtbot, 
     assert gc.get_count()[0] < before
     win.close()
     assert gc.isenabled()
+    gc.disable()
 
 
 def test_emitting_a_signal_keeps_every_reference_it_borrows():

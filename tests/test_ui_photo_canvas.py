@@ -145,6 +145,27 @@ def test_outpaint_fills_the_new_area_from_the_edge_and_generates_it(qtbot, windo
     assert np.array_equal(result[:, :240], np.asarray(original).astype(int)[:, :240])
 
 
+def test_a_region_does_not_outlive_its_picture(qtbot, window):
+    """Another picture (or the same one grown) works on the whole picture again; a region typed
+    off the picture in the node editor is refused in one sentence, with no job started."""
+    window.canvas.open_image(photo(2000, 1500), "big.png")
+    window.switch_mode("inpaint")
+    select_rect(window, 1500, 1100, 1600, 1200)
+    window.canvas.action("fit_region").trigger()
+    assert window.document.param_value("region", "x") > 1000
+    window.canvas.open_image(photo(640, 480), "small.png")
+    assert window.canvas.region() is None
+    assert window.document.param_value("region", "width") == 0
+    window.canvas.undo_stack.undo()  # the big picture is back; its region is not needed
+    window.document.set_param("region", "x", 5000)
+    window.document.set_param("region", "width", 64)
+    window.document.set_param("region", "height", 64)
+    select_rect(window, 10, 10, 60, 60)
+    window.session.generate()
+    assert not window.bridge.busy
+    assert window.message.isVisible() and "outside" in window.message.text()
+
+
 def test_selections_add_subtract_invert_and_grow(qtbot, window):
     window.canvas.open_image(photo(400, 300), "p.png")
     select_rect(window, 10, 10, 110, 110)

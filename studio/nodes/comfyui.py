@@ -395,7 +395,8 @@ def _invert_mask(im: _Importer, cid: str, inputs: dict[str, Any]) -> None:
 def _composite(im: _Importer, cid: str, inputs: dict[str, Any]) -> None:
     if im.value(cid, inputs, "x", int, 0) or im.value(cid, inputs, "y", int, 0):
         im.problems.append(f"{im.where(cid)} pastes at an offset, which Studio does not")
-    node = im.add(cid, "InpaintComposite", {}, ("image",))
+    # ComfyUI pastes the pixels as they are: an imported workflow does what it did there.
+    node = im.add(cid, "InpaintComposite", {"color_match": False}, ("image",))
     im.link(node, "original", cid, inputs, "destination")
     im.link(node, "generated", cid, inputs, "source")
     im.link(node, "mask", cid, inputs, "mask")

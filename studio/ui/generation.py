@@ -61,6 +61,7 @@ class GenerationModel(QObject):
         # Values carried between modes, even through a mode without them (upscale).
         self.carried: dict[tuple[str, str], Any] = {}
         self._switching = False
+        self._picture_size: tuple[int, int] | None = None  # the canvas picture's, last seen
 
     # -- binding ----------------------------------------------------------------------------
 
@@ -72,7 +73,7 @@ class GenerationModel(QObject):
         document.structureChanged.connect(self._structure_changed)
         document.graphReplaced.connect(self._structure_changed)
         window.canvas.regionEdited.connect(self.set_region)
-        window.canvas.imageChanged.connect(self.update_masked_only)
+        window.canvas.imageChanged.connect(self._picture_changed)
 
     def _param_changed(self, node_id: str, param: str, value: Any) -> None:
         node = self.window.document.graph.nodes.get(node_id)
@@ -269,6 +270,17 @@ class GenerationModel(QObject):
         stack.endMacro()
         for name, value in values.items():
             self.carried[("region", name)] = int(value)
+
+    def _picture_changed(self) -> None:
+        """Another picture, or the same one grown: a region set on the old size no longer says
+        where to work, so the whole new picture is the region again."""
+        size = self.window.canvas.image_size()
+        if size != self._picture_size and self._picture_size is not None and size is not None:
+            nodes = self.region_nodes()
+            if nodes and any(int(nodes[0].params.get(name, 0)) for name in REGION_PARAMS):
+                self.set_region(None)
+        self._picture_size = size
+        self.update_masked_only()
 
     def _show_region(self) -> None:
         nodes = self.region_nodes()

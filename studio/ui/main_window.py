@@ -183,6 +183,7 @@ class MainWindow(QMainWindow):
         self.tabs.currentChanged.connect(self._tab_changed)
         self.tabs.currentChanged.connect(lambda _: self._follow_focus())
         QApplication.instance().focusChanged.connect(self._focus_changed)
+        self._focus_connected = True
 
     def _focus_changed(self, old: QWidget | None, new: QWidget | None) -> None:
         if not self._closing:
@@ -278,10 +279,9 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt's name)
         self._closing = True
-        try:
+        if self._focus_connected:  # a second close (a test's, say) has nothing to disconnect
+            self._focus_connected = False
             QApplication.instance().focusChanged.disconnect(self._focus_changed)
-        except (RuntimeError, TypeError):
-            pass
         stored = self._window_settings()
         stored.setValue("geometry", self.saveGeometry())
         stored.setValue("state", self.saveState())

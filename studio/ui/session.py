@@ -71,7 +71,11 @@ class Session:
         window.message.setVisible(False)
         window.node_editor.clear_status()
         self.result_rect = self._result_rect(graph)
-        preview_rect, clip = placement.preview_area(graph, canvas, inputs.get("mask"), window)
+        try:
+            preview_rect, clip = placement.preview_area(graph, canvas, inputs.get("mask"), window)
+        except StudioError as error:  # a region off the picture, typed in the node editor
+            window.show_message(str(error))
+            return
         canvas.set_preview_rect(preview_rect)
         canvas.set_preview_clip(clip)
         self._fit_preview = not canvas.has_image()

@@ -124,7 +124,16 @@ def crop_to_mask(ctx: RunContext, inputs, params):
         ),
         outputs=(Port("image", IMAGE),),
         params=(
-            Param("color_match", BOOL, False, label="Colour match"),
+            Param(
+                "color_match",
+                BOOL,
+                True,
+                label="Colour match",
+                hints={
+                    "tooltip": "Match the new pixels' colours to the picture around the mask, "
+                    "so the feathered edge shows no light or dark ring"
+                },
+            ),
             Param(
                 "output",
                 ENUM,
