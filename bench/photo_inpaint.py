@@ -3,8 +3,10 @@
 The window's inpaint workflow (masked area only, only the changed area returned and saved),
 run through the graph executor like every job, on a 4000x3000 picture and on a 512x512 one,
 with the same 64x64 mask in the middle, the same model and steps. Each case runs in its own
-process (peak RSS is a per-process number), in interleaved rounds; the time is a warm job's
-(the model is loaded by a first job), the peak RSS the whole process's.
+process (peak RSS is a per-process number), in interleaved rounds, on one runtime as in the
+window: a first job loads the model and works on the picture, then two jobs are timed: another
+seed (the window's "try again") and another mask (moved 16 px: the mask, crop and encoding run
+again). Peak RSS is the whole process's.
 
     python bench/photo_inpaint.py [--model PATH] [--steps N] [--rounds N]
 
@@ -35,6 +37,7 @@ def one_case(size: tuple[int, int], model: str, steps: int) -> dict:
     from PIL import Image
 
     from studio.runtime.one_call import run_workflow
+    from studio.runtime.worker import Runtime
 
     width, height = size
     y, x = np.mgrid[0:height, 0:width]
@@ -54,15 +57,28 @@ def one_case(size: tuple[int, int], model: str, steps: int) -> dict:
         "composite.output": "changed area",
         "save.folder": out,
     }
-    inputs = {"image": picture, "mask": mask}
-    run_workflow("inpaint", values, inputs=inputs, save=True)
-    values["sample.seed"] = 2  # a new seed: sampling, decoding and saving run again
+    # One runtime for the case, as in the window: its second job reuses what did not change.
+    runtime = Runtime(device="cpu")
+    run_workflow("inpaint", values, inputs={"image": picture, "mask": mask}, runtime=runtime,
+                 save=True)
+    values["sample.seed"] = 2  # another seed: sampling, decoding, compositing, saving run
     started = time.perf_counter()
-    result = run_workflow("inpaint", values, inputs=inputs, save=True)
+    result = run_workflow("inpaint", values, inputs={"image": picture, "mask": mask},
+                          runtime=runtime, save=True)
     seconds = time.perf_counter() - started
+    # Another mask (moved 16 px): the mask chain, the crop and the encoding run again too.
+    moved = Image.new("L", size, 0)
+    moved.paste(255, (width // 2 - 16, height // 2 - 16, width // 2 + 48, height // 2 + 48))
+    values["sample.seed"] = 3
+    started = time.perf_counter()
+    run_workflow("inpaint", values, inputs={"image": picture, "mask": moved}, runtime=runtime,
+                 save=True)
+    new_mask_seconds = time.perf_counter() - started
+    runtime.shutdown()
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
         "seconds": seconds,
+        "new_mask_seconds": new_mask_seconds,
         "peak_mb": peak_kb / 1024,
         "result": list(result.images[0].size),
     }
@@ -94,17 +110,20 @@ def main() -> int:
                 return 1
             numbers[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
     print(f"model {Path(args.model).name}, {args.steps} steps, 64x64 mask, {args.rounds} rounds")
-    print(f"{'picture':<12}{'job s (median)':>16}{'peak RSS MB (median)':>22}{'result':>12}")
+    print(f"{'picture':<12}{'new seed s':>12}{'new mask s':>12}{'peak RSS MB':>13}{'result':>10}")
     medians = {}
     for name, runs in numbers.items():
         seconds = statistics.median(r["seconds"] for r in runs)
+        moved = statistics.median(r["new_mask_seconds"] for r in runs)
         peak = statistics.median(r["peak_mb"] for r in runs)
-        medians[name] = (seconds, peak)
+        medians[name] = (seconds, moved, peak)
         size = "x".join(map(str, runs[0]["result"]))
-        print(f"{name:<12}{seconds:>16.3f}{peak:>22.0f}{size:>12}")
-    (small_s, small_mb), (big_s, big_mb) = medians["512x512"], medians["4000x3000"]
-    print(f"time ratio 4000x3000 / 512x512:   {big_s / small_s:.2f}  (target <= 1.2)")
-    print(f"memory ratio 4000x3000 / 512x512: {big_mb / small_mb:.2f}  (target <= 1.3)")
+        print(f"{name:<12}{seconds:>12.3f}{moved:>12.3f}{peak:>13.0f}{size:>10}")
+    small, big = medians["512x512"], medians["4000x3000"]
+    print("(medians of the rounds)")
+    print(f"time ratio, new seed:  {big[0] / small[0]:.2f}  (target <= 1.2)")
+    print(f"time ratio, new mask:  {big[1] / small[1]:.2f}")
+    print(f"peak memory ratio:     {big[2] / small[2]:.2f}  (target <= 1.3)")
     return 0
 
 

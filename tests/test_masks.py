@@ -145,6 +145,7 @@ def run_inpaint(
     feather: int = 8,
     image: Image.Image | None = None,
     mask: Image.Image | None = None,
+    output: str = "whole image",
 ):
     """The default inpaint workflow, run by the executor, with the model simulated."""
     original = photo()
@@ -157,6 +158,7 @@ def run_inpaint(
             "crop.enabled": masked_only,
             "crop.padding": 32,
             "composite.color_match": color_match,
+            "composite.output": output,
         },
     )
     inputs = {"image": image or rgb(original), "mask": mask or disc_mask()}
@@ -195,6 +197,15 @@ def test_generated_content_appears_inside_the_mask(masked_only: bool) -> None:
     painted = image_content() * GAIN + OFFSET
     assert np.abs(result[core] - painted[core]).mean() < 6
     assert np.abs(result[core] - original[core]).mean() > 40
+
+
+@pytest.mark.parametrize("color_match", [False, True])
+def test_the_changed_area_is_the_whole_result_cut_to_the_box(color_match: bool) -> None:
+    """"changed area" returns exactly the whole image's pixels inside the crop box."""
+    _, job, _, whole = run_inpaint(True, color_match=color_match)
+    _, _, _, part = run_inpaint(True, color_match=color_match, output="changed area")
+    assert part.size == job.region.box_size
+    assert np.array_equal(np.asarray(part), np.asarray(whole.crop(job.region.box)))
 
 
 def test_masked_only_works_at_model_resolution() -> None:

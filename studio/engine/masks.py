@@ -182,6 +182,8 @@ def grow(mask: Image.Image, pixels: int) -> Image.Image:
 
     Shrinking a painted mask to nothing is refused: the user painted something to repaint.
     """
+    if pixels == 0:
+        return _as_mask(mask)  # pictures are not changed in place: no copy needed
     a = np.asarray(_as_mask(mask), dtype=np.uint8)
     grown = _grown(a, pixels)
     if pixels < 0 and a.any() and not grown.any():

@@ -72,6 +72,8 @@ def region_for(box: tuple[int, int, int, int], target: int | None) -> MaskedRegi
 
 def cut(image: Image.Image, region: MaskedRegion, *, mask: bool = False) -> Image.Image:
     """The region's pixels at its work size (LANCZOS for pictures, bilinear for masks)."""
+    if region.box == (0, 0, *image.size) and region.work_size == image.size:
+        return image  # all of it, as it is (pictures are never changed in place)
     part = image.crop(region.box)
     if part.size != region.work_size:
         method = Image.Resampling.BILINEAR if mask else Image.Resampling.LANCZOS

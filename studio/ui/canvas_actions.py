@@ -157,11 +157,15 @@ def shortcuts(window: MainWindow) -> list[tuple[str, str]]:
     for menu in window.menuBar().findChildren(QMenu):
         actions += menu.actions()
     for action in actions:
-        keys = ", ".join(s.toString() for s in action.shortcuts() if not s.isEmpty())
+        # Key names only: a platform's "Redo" key has no name to type, so it is left out.
+        names = [s.toString() for s in action.shortcuts() if not s.isEmpty()]
+        keys = ", ".join(name for name in names if "+" in name or len(name) <= 3)
         text = action.text().replace("&", "").rstrip("…")
         if keys and keys not in seen and text:
             seen.add(keys)
-            rows.append((keys, action.toolTip() if action.toolTip() != action.text() else text))
+            tip = action.toolTip() if action.toolTip() != action.text() else text
+            # Qt's tooltips end with the shortcut in brackets: the Keys column shows it.
+            rows.append((keys, tip.removesuffix(f" ({names[0]})")))
     return rows
 
 

@@ -66,7 +66,7 @@ def canvas_image(ctx: RunContext, inputs, params):
     image = ctx.inputs.get(params["slot"])
     if image is None:
         raise ImageError("This workflow needs an image from the canvas: open or paste one first.")
-    return {"image": (Picture(image.convert("RGB")),)}
+    return {"image": (Picture(image if image.mode == "RGB" else image.convert("RGB")),)}
 
 
 @node(
@@ -83,7 +83,7 @@ def canvas_mask(ctx: RunContext, inputs, params):
     mask = ctx.inputs.get(params["slot"])
     if mask is None:
         raise ImageError("This workflow needs a mask: paint the area to repaint first.")
-    return {"mask": mask.convert("L")}
+    return {"mask": mask if mask.mode == "L" else mask.convert("L")}
 
 
 @node(

@@ -151,17 +151,23 @@ def crop_to_mask(ctx: RunContext, inputs, params):
     )
 )
 def inpaint_composite(ctx: RunContext, inputs, params):
-    from studio.engine.masks import composite, match_colors, paste_back
+    from studio.engine.masks import MaskedRegion, composite, match_colors, paste_back
 
     source = inputs["original"][0]
-    original = source.image.convert("RGB")
+    original = source.image if source.image.mode == "RGB" else source.image.convert("RGB")
     mask, region = inputs["mask"], inputs.get("region")
     changed_only = params["output"] == "changed area" and region is not None
+    place = region
+    if changed_only:
+        # Outside the region's box every pixel is the original's: work on the box alone, so a
+        # small mask on a large photo never copies the whole photo.
+        original, mask = original.crop(region.box), mask.crop(region.box)
+        place = MaskedRegion((0, 0, *original.size), region.work_size)
     out = []
     for picture in inputs["generated"]:
         if region is not None:
             image = paste_back(
-                original, picture.image, mask, region, feather=0, color_match=params["color_match"]
+                original, picture.image, mask, place, feather=0, color_match=params["color_match"]
             )
         else:
             generated = picture.image.convert("RGB")
@@ -172,8 +178,6 @@ def inpaint_composite(ctx: RunContext, inputs, params):
             image = composite(original, generated, mask)
         left, top = source.origin
         if changed_only:
-            # Outside the region's box every pixel is the original's: only the box is news.
-            image = image.crop(region.box)
             left, top = left + region.box[0], top + region.box[1]
         out.append(
             picture.with_image(
