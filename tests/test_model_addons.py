@@ -171,6 +171,33 @@ def test_embedding_by_name_changes_pixels(tiny_sd1, cpu, models, folder, tmp_pat
     assert not np.array_equal(plain, used)
 
 
+def test_a_cached_prompt_sees_an_embedding_file_added_or_changed(tiny_sd1, cpu, models, tmp_path):
+    """The Prompt node's cached encoding is reused only while the embedding files it depends on
+    (and the folders that would hold one) stay as they were."""
+    import os
+
+    root = tmp_path / "webui"
+    (root / "embeddings").mkdir(parents=True)
+    executor = Executor()
+    graph = graph_for(tiny_sd1, "a newword circle")
+
+    def job():
+        return run(graph, tiny_sd1, cpu, models, tmp_path, folder=root, executor=executor)
+
+    plain = job()
+    encoded = executor.runs["Prompt"]
+    assert np.array_equal(job(), plain) and executor.runs["Prompt"] == encoded  # cached
+    path = write_embedding(root / "embeddings" / "newword.pt", {"any": CLIP_L_WIDTH}, seed=1)
+    with_word = job()  # the word is an embedding now
+    assert executor.runs["Prompt"] > encoded and not np.array_equal(with_word, plain)
+    encoded = executor.runs["Prompt"]
+    assert np.array_equal(job(), with_word) and executor.runs["Prompt"] == encoded
+    write_embedding(path, {"any": CLIP_L_WIDTH}, seed=2)  # the file replaced in place
+    stamp = path.stat()
+    os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 1_000_000))
+    assert not np.array_equal(job(), with_word)
+
+
 def test_a_pickle_that_runs_code_never_runs(tiny_sd1, cpu, models, tmp_path):
     root = tmp_path / "comfy"
     (root / "models" / "embeddings").mkdir(parents=True)

@@ -32,3 +32,10 @@ class RunContext:
     results: list[tuple[Any, Any, Path | None]] = field(default_factory=list)
     # Id of the node now running (set by the executor).
     node_id: str = ""
+    # Files and folders the running node read that its parameters do not name (an embedding
+    # found by name, a folder listed): the executor reruns the node when one of them changes.
+    files_read: set[str] = field(default_factory=set)
+
+    def depends_on(self, path: str | Path) -> None:
+        """Note that the running node's output depends on this file or folder."""
+        self.files_read.add(str(path))

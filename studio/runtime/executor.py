@@ -64,6 +64,8 @@ class Executor:
         self.runs: Counter[str] = Counter()
         # Cache key -> the ctx.inputs slots that node read when it last ran (only non-empty).
         self._reads: dict[str, frozenset[str]] = {}
+        # Cache key -> files and folders it noted with ctx.depends_on when it last ran.
+        self._files: dict[str, frozenset[str]] = {}
 
     @property
     def node_types(self) -> Mapping[str, NodeType]:
@@ -98,7 +100,9 @@ class Executor:
             inputs = self._gather(graph, node, spec, outputs)
             emit(NodeStarted(job_id, node_id, node.title or spec.title))
             started = time.perf_counter()
-            result, read = self._call(types[node.type], node, spec, ctx, inputs, emit, job_id)
+            result, read, files = self._call(
+                types[node.type], node, spec, ctx, inputs, emit, job_id
+            )
             seconds = time.perf_counter() - started
             self.runs[node.type] += 1
             # A node that returned because it was interrupted may hold a partial result.
@@ -106,11 +110,14 @@ class Executor:
             outputs[node_id] = result
             if not spec.output_node:
                 base = base_keys[node_id]
-                if read != self._reads.get(base, frozenset()):
-                    if read:
-                        self._reads[base] = read
-                    else:
-                        self._reads.pop(base, None)
+                known_read = self._reads.get(base, frozenset())
+                known_files = self._files.get(base, frozenset())
+                if read != known_read or files != known_files:
+                    for noted, value in ((self._reads, read), (self._files, files)):
+                        if value:
+                            noted[base] = value
+                        else:
+                            noted.pop(base, None)
                     keys = self._keys(graph, order, base_keys, slots, stamps)
                 self.cache.put(keys[node_id], result)
             emit(NodeFinished(job_id, node_id, seconds))
@@ -127,16 +134,19 @@ class Executor:
         keys: dict[str, str] = {}
         for node_id in order:
             read = sorted(self._reads.get(base[node_id], ()))
+            files = [[path, *_stamp(path)] for path in sorted(self._files.get(base[node_id], ()))]
             changed = sorted(
                 (port, keys[link.src], link.src_port)
                 for port, link in graph.inputs_of(node_id).items()
                 if keys[link.src] != base[link.src]
             )
             stamp = stamps.get(node_id)
-            if not read and not changed and not stamp:
+            if not read and not changed and not stamp and not files:
                 keys[node_id] = base[node_id]
                 continue
             payload = [base[node_id], [(s, slots.digest(s)) for s in read], changed, stamp]
+            if files:
+                payload.append(files)
             text = json.dumps(payload, separators=(",", ":"))
             keys[node_id] = hashlib.sha256(text.encode()).hexdigest()
         return keys
@@ -190,8 +200,8 @@ class Executor:
         inputs: dict[str, Any],
         emit: Callable[[Event], None],
         job_id: str,
-    ) -> tuple[dict[str, Any], frozenset[str]]:
-        """Run one node; its outputs and the ctx.inputs slots it read."""
+    ) -> tuple[dict[str, Any], frozenset[str], frozenset[str]]:
+        """Run one node; its outputs, the ctx.inputs slots and the files it read."""
         node_id = node.id
 
         def progress(step: Step) -> None:
@@ -202,6 +212,7 @@ class Executor:
         job_inputs, job_progress = ctx.inputs, ctx.progress
         recorder = _ReadRecorder(job_inputs)
         ctx.node_id, ctx.progress, ctx.inputs = node_id, progress, recorder
+        ctx.files_read = set()
         name = node_name(node, spec)
         try:
             result = node_type.run(ctx, inputs, effective_params(node, spec))
@@ -228,7 +239,7 @@ class Executor:
             raise NodeFailed(
                 node_id, f"Node {name} returned {type(result).__name__} instead of its outputs."
             )
-        return result, frozenset(recorder.read)
+        return result, frozenset(recorder.read), frozenset(ctx.files_read)
 
 
 class _ReadRecorder(Mapping[str, Any]):
@@ -292,6 +303,16 @@ def _file_stamps(graph: Graph, order: list[str], specs: Mapping[str, NodeSpec]) 
         if found:
             stamps[node_id] = found
     return stamps
+
+
+def _stamp(path: str) -> list[int]:
+    """Size and modification time of a file or folder ([] when it is gone): a folder's time
+    changes when a file is added, removed or renamed in it."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return []
+    return [info.st_size, info.st_mtime_ns]
 
 
 def _fingerprint(value: Any) -> str:

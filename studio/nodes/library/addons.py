@@ -22,10 +22,12 @@ def resolve_file(value: str, ctx: RunContext, kind: str, what: str, suffixes) ->
         raise ModelError(f"No {what} chosen.")
     path = Path(value).expanduser()
     if path.exists():
+        ctx.depends_on(path)
         return path
     if not path.is_absolute():
         found = find_file(value, kind, ctx.model_folders, suffixes)
         if found is not None:
+            ctx.depends_on(found)
             return found
     raise ModelError(f"{what.capitalize()} not found: {value}.")
 
@@ -103,18 +105,28 @@ def load_vae(ctx: RunContext, inputs, params):
 
 def prompt_embeddings(text: str, ctx: RunContext) -> dict:
     """The embeddings a prompt names, from the embeddings folders ({} when none is named)."""
-    from studio.engine.folders import list_files
+    from studio.engine.folders import folders_for, list_files
 
     if not ctx.model_folders:
         return {}
+    # A word becomes an embedding when a file of its name appears: the folders' listings
+    # (a folder's time changes when a file is added to it) are part of what this prompt's
+    # encoding depends on, and so is each file used.
     files = list_files("embedding", ctx.model_folders, (".safetensors", ".pt", ".bin"))
+    for folder in {*ctx.model_folders, *folders_for("embedding", ctx.model_folders)}:
+        ctx.depends_on(Path(folder).expanduser())
+    for parent in {path.parent for path in files}:
+        ctx.depends_on(parent)
     by_name = {p.stem: p for p in files}
     if not by_name:
         return {}
     from studio.engine.embeddings import load_embedding
     from studio.engine.prompts import mentioned_embeddings
 
-    return {name: load_embedding(by_name[name]) for name in mentioned_embeddings(text, by_name)}
+    used = mentioned_embeddings(text, by_name)
+    for name in used:
+        ctx.depends_on(by_name[name])
+    return {name: load_embedding(by_name[name]) for name in used}
 
 
 def prompt_loras(text: str, ctx: RunContext) -> tuple:
