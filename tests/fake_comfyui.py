@@ -60,7 +60,9 @@ class Behaviour:
     fail_class: str = ""  # a node class that raises while running
     hang_after_start: bool = False  # accepts the job, says it started, then nothing
     die_at_step: int = 0  # the server stops at this step of its first job (0 = never)
-    preview: bool = True
+    # Previews the server sends on its own (ComfyUI started with --preview-method); off by
+    # default, as in ComfyUI, where a job gets previews when its extra_data asks for them.
+    preview: bool = False
     # Previews carry their step in the red channel (step * 8 % 256) and their send time is noted
     # in `preview_sent`, so a bench can time a frame from the websocket to the window.
     mark_previews: bool = False
@@ -73,6 +75,7 @@ class _Entry:
     prompt_id: str
     prompt: dict[str, Any]
     client_id: str
+    preview_method: str = ""  # what the job's extra_data asked for
 
 
 @dataclass
@@ -91,6 +94,7 @@ class FakeComfyUI:
     deleted: list[str] = field(default_factory=list)
     headers_seen: list[str] = field(default_factory=list)
     preview_sent: list[tuple[float, int]] = field(default_factory=list)  # (perf_counter, step)
+    extra_data: list[dict[str, Any]] = field(default_factory=list)  # each /prompt's, in order
     upload_count: int = 0
 
     def __post_init__(self) -> None:
@@ -320,7 +324,11 @@ class FakeComfyUI:
         self.prompts.append(prompt)
         prompt_id = str(uuid.uuid4())
         self._number += 1
-        self._queue.append(_Entry(self._number, prompt_id, prompt, body.get("client_id", "")))
+        extra = body.get("extra_data") if isinstance(body.get("extra_data"), dict) else {}
+        method = str(extra.get("preview_method") or "")
+        self.extra_data.append(extra)
+        entry = _Entry(self._number, prompt_id, prompt, body.get("client_id", ""), method)
+        self._queue.append(entry)
         self._wake.set()
         return web.json_response(
             {"prompt_id": prompt_id, "number": self._number, "node_errors": {}}
@@ -463,7 +471,7 @@ class FakeComfyUI:
                     if self.behaviour.mark_previews:
                         self.preview_sent.append((time.perf_counter(), step))
                         await self._send_preview(sid, (step * 8 % 256, 128, 128))
-                    elif self.behaviour.preview:
+                    elif self.behaviour.preview or entry.preview_method not in ("", "none"):
                         await self._send_preview(sid, colour)
                 picture = Image.new("RGB", size, colour)
             if class_type == "LoadImage" and picture is None:

@@ -148,7 +148,13 @@ class Client:
 
     async def submit(self, prompt: dict[str, Any], client_id: str) -> str:
         """Queue an API-format workflow; its prompt id. Refusals come back as RemoteError."""
-        body = {"prompt": prompt, "client_id": client_id}
+        # ComfyUI sends previews only when started with --preview-method, or when the job asks
+        # for them: "auto" is its small preview decoder when installed, else a latent colour map.
+        body = {
+            "prompt": prompt,
+            "client_id": client_id,
+            "extra_data": {"preview_method": "auto"},
+        }
         answer = await self._request("POST", "/prompt", what="queueing the job", json=body)
         prompt_id = answer.get("prompt_id") if isinstance(answer, dict) else None
         if not isinstance(prompt_id, str):
