@@ -91,6 +91,29 @@ def test_a_prompt_without_syntax_encodes_exactly_as_diffusers_does(sd1_model):
     assert torch.equal(chunked, theirs)
 
 
+def test_a_full_chunk_is_cut_after_its_last_comma():
+    """As A1111 does: a phrase that would straddle two 75-token chunks moves to the second
+    whole when a comma lies within 20 tokens of the end; otherwise the cut is at 75."""
+    from studio.engine.configs import clip_tokenizer
+    from studio.engine.prompts import CHUNK, _chunks
+    from studio.formats.prompt_syntax import parse_prompt
+
+    tokenizer = clip_tokenizer()
+    comma = tokenizer(",", add_special_tokens=False)["input_ids"][-1]
+
+    def lengths(text):
+        return [len(c) for c in _chunks(tokenizer, parse_prompt(text), {})]
+
+    words = " ".join(["cat"] * 70)  # "cat" is one token
+    assert lengths(words + ", " + " ".join(["dog"] * 10)) == [71, 10]
+    chunks = _chunks(tokenizer, parse_prompt(words + ", " + " ".join(["dog"] * 10)), {})
+    assert chunks[0][-1].id == comma
+    # No comma near the end: cut at 75.
+    assert lengths(" ".join(["cat"] * 80)) == [CHUNK, 5]
+    # A comma too far back (30 tokens before the end) is not used.
+    assert lengths(" ".join(["cat"] * 45) + ", " + " ".join(["dog"] * 40)) == [CHUNK, 11]
+
+
 def test_weights_and_long_prompts_reach_the_image(tiny_sd1, cpu, models, tmp_path):
     plain = pixels(tiny_sd1, cpu, models, tmp_path, "cat")
     assert np.array_equal(pixels(tiny_sd1, cpu, models, tmp_path, "(cat:1.0)"), plain)

@@ -18,6 +18,9 @@ import torch
 from studio.formats.prompt_syntax import ParsedPrompt
 
 CHUNK = 75  # words' tokens per chunk; with start and end tokens, CLIP's 77
+# A full chunk is cut after its last comma when that comma is at most this many tokens from
+# the end, so a phrase is not split across two chunks (A1111's default, 20).
+COMMA_BACKTRACK = 20
 # Embedding vectors go in at positions holding this id (then replaced); any id but start/end.
 _PLACEHOLDER = 0
 
@@ -55,14 +58,32 @@ def _chunks(
 ) -> list[list[_Token]]:
     pattern = _embedding_pattern(embeddings)
     chunks: list[list[_Token]] = [[]]
+    comma = _ids(tokenizer, ",")[-1]
+    last_comma = -1  # index in the current chunk of its last comma
 
     def room_for(count: int) -> None:
-        if len(chunks[-1]) + count > CHUNK and chunks[-1]:
+        nonlocal last_comma
+        chunk = chunks[-1]
+        if len(chunk) + count <= CHUNK or not chunk:
+            return
+        if count == 1 and len(chunk) == CHUNK and 0 <= last_comma >= CHUNK - COMMA_BACKTRACK:
+            # The phrase after the last comma moves to the next chunk whole.
+            chunks[-1], carried = chunk[: last_comma + 1], chunk[last_comma + 1 :]
+            chunks.append(carried)
+        else:
             chunks.append([])
+        last_comma = -1
+
+    def add(token: _Token) -> None:
+        nonlocal last_comma
+        if token.id == comma and token.vectors is None:
+            last_comma = len(chunks[-1])
+        chunks[-1].append(token)
 
     for segment in parsed.segments:
         if segment.text is None:  # BREAK
             chunks.append([])
+            last_comma = -1
             continue
         parts = pattern.split(segment.text) if pattern else [segment.text]
         for index, part in enumerate(parts):
@@ -72,11 +93,11 @@ def _chunks(
                 room_for(count)
                 for row in range(count):
                     rows = {width: v[row] for width, v in vectors.items()}
-                    chunks[-1].append(_Token(_PLACEHOLDER, segment.weight, rows))
+                    add(_Token(_PLACEHOLDER, segment.weight, rows))
                 continue
             for token_id in _ids(tokenizer, part):
                 room_for(1)
-                chunks[-1].append(_Token(token_id, segment.weight))
+                add(_Token(token_id, segment.weight))
     return chunks
 
 
