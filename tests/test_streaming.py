@@ -72,3 +72,54 @@ def test_a_file_that_does_not_fit_its_config_names_both(tiny_sd1, cpu):
 
     with pytest.raises(ModelError, match=r"sd1.safetensors does not fit the configuration in sd1"):
         load_model(tiny_sd1.single_file, cpu, config=bundled_config("sd1"))
+
+
+@pytest.mark.parametrize("family", ["sd1", "sdxl"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_a_diffusers_folder_streams_the_same_weights_as_from_pretrained(
+    family, dtype, tiny_sd1, tiny_sdxl, tmp_path
+):
+    """A diffusers folder (single and sharded weight files, and an older text encoder whose
+    names carry `text_model.`) loads the exact weights diffusers' from_pretrained gives."""
+    import shutil
+
+    from diffusers import DiffusionPipeline
+    from safetensors.torch import load_file, save_file
+
+    from studio.engine.folder_loading import stream_folder_components
+
+    tiny = {"sd1": tiny_sd1, "sdxl": tiny_sdxl}[family]
+    folder = shutil.copytree(tiny.pipe_folder, tmp_path / "model")
+    # The UNet as two shards with an index; the text encoder with the old `text_model.` names.
+    unet = load_file(folder / "unet" / "diffusion_pytorch_model.safetensors")
+    names = sorted(unet)
+    halves = {"a.safetensors": names[::2], "b.safetensors": names[1::2]}
+    for shard, keys in halves.items():
+        save_file({k: unet[k] for k in keys}, folder / "unet" / shard)
+    weight_map = {k: shard for shard, keys in halves.items() for k in keys}
+    (folder / "unet" / "diffusion_pytorch_model.safetensors").unlink()
+    index = folder / "unet" / "diffusion_pytorch_model.safetensors.index.json"
+    index.write_text(__import__("json").dumps({"metadata": {}, "weight_map": weight_map}))
+    encoder_file = folder / "text_encoder" / "model.safetensors"
+    encoder = load_file(encoder_file)
+    save_file({f"text_model.{k}": v for k, v in encoder.items()}, encoder_file)
+
+    streamed = stream_folder_components(folder, dtype, torch.device("cpu"))
+    reference = DiffusionPipeline.from_pretrained(
+        tiny.pipe_folder, torch_dtype=dtype, local_files_only=True
+    )
+    expected = ["text_encoder", "unet", "vae"] + (["text_encoder_2"] if family == "sdxl" else [])
+    assert sorted(streamed) == sorted(expected)
+    for name, model in streamed.items():
+        got, want = model.state_dict(), getattr(reference, name).state_dict()
+        assert got.keys() == want.keys(), name
+        for key, value in want.items():
+            assert got[key].dtype == value.dtype and torch.equal(got[key], value), (name, key)
+
+
+def test_a_diffusers_folder_loads_through_load_model_with_streamed_weights(tiny_sd1, cpu):
+    from studio.engine.checkpoint import load_model
+
+    model = load_model(tiny_sd1.pipe_folder, cpu)
+    assert not any(p.is_meta for p in model.base.unet.parameters())
+    assert model.base.unet.dtype == cpu.dtype

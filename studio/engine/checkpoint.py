@@ -26,6 +26,7 @@ from diffusers.utils import logging as diffusers_logging
 from studio.engine.configs import bundled_config, load_tokenizers
 from studio.engine.detect import CheckpointInfo, detect
 from studio.engine.device import DeviceChoice, device_memory_budget, free_device_memory
+from studio.engine.folder_loading import stream_folder_components
 from studio.engine.single_file import can_stream, load_streamed
 from studio.errors import ModelError
 
@@ -148,7 +149,10 @@ def _load_pipeline(
         folder = info.path
         if not (folder / "tokenizer").exists():
             extra.update(load_tokenizers(config or bundled_config(info.config_name)))
-        return cls.from_pretrained(folder, torch_dtype=choice.dtype, local_files_only=True, **extra)
+        streamed = stream_folder_components(folder, choice.dtype, choice.device, skip=set(extra))
+        return cls.from_pretrained(
+            folder, torch_dtype=choice.dtype, local_files_only=True, **streamed, **extra
+        )
     if config is None:
         if not info.standard:
             raise ModelError(

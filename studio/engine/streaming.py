@@ -149,6 +149,13 @@ def _converted_value(
     return tensor.to(device=device, copy=True)
 
 
+def place_tensor(
+    model: torch.nn.Module, name: str, tensor: torch.Tensor, dtype: torch.dtype, device
+) -> None:
+    """Put one file tensor in place as weight `name`, converted to the run dtype on `device`."""
+    _place(model, name, _converted_value(tensor, dtype, device))
+
+
 def stream_into(
     model: torch.nn.Module,
     reader: SafetensorsReader,
