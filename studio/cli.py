@@ -110,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="match the new pixels' colours to the picture around them (default: on)",
     )
     _device_args(gen)
+    _memory_args(gen)
     _server_args(gen)
     gen.add_argument("-o", "--output", type=Path, help="output PNG (never overwritten)")
 
@@ -142,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--mask", type=Path, help="the canvas mask the workflow uses")
     _addon_args(run)
     _device_args(run)
+    _memory_args(run)
     _server_args(run)
 
     models = sub.add_parser(
@@ -235,6 +237,28 @@ def _model_folders(args) -> list[Path]:
 def _device_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="auto, cuda, mps or cpu")
     parser.add_argument("--precision", default=None, help="fp16, bf16 or fp32")
+
+
+def _memory_mode(text: str) -> str:
+    from studio.settings import MEMORY_MODES
+
+    mode = " ".join(text.strip().lower().replace("-", " ").replace("_", " ").split())
+    if mode not in MEMORY_MODES:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not a memory mode: use one of {', '.join(MEMORY_MODES)}."
+        )
+    return mode
+
+
+def _memory_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--memory-mode",
+        type=_memory_mode,
+        default=None,
+        metavar="MODE",
+        help="how sampling saves memory: auto (default: from the free memory), none, "
+        "attention-slicing, model-offload or sequential-offload (offloads need a CUDA GPU)",
+    )
 
 
 def _server_args(parser: argparse.ArgumentParser) -> None:
@@ -551,6 +575,7 @@ def _run_graph(graph, inputs: dict, args) -> int:
         _executor(args, settings),
         device=args.device or settings.device,
         precision=args.precision or settings.precision or None,
+        memory_mode=getattr(args, "memory_mode", None) or settings.memory_mode,
         output_dir=settings.output_path,
         model_folders=_model_folders(args),
     )

@@ -13,6 +13,9 @@ import platformdirs
 log = logging.getLogger(__name__)
 
 APP_NAME = "Studio"
+# The choices of the memory_mode setting: studio.engine.memory_modes.CHOICES (named here too,
+# since this module imports no torch).
+MEMORY_MODES = ("auto", "none", "attention slicing", "model offload", "sequential offload")
 
 
 def config_dir() -> Path:
@@ -35,6 +38,8 @@ class Settings:
     output_folder: str = ""
     device: str = "auto"
     precision: str = ""  # "" = the device's default
+    # How sampling saves memory: "auto" chooses per job from the free memory (engine/memory_modes).
+    memory_mode: str = "auto"
     preview: str = "latent"  # "latent" (linear map) or "none"
     theme: str = "dark"
     # Where jobs run: "local" (this computer) or "comfyui" (the servers below, see README).
@@ -70,6 +75,7 @@ class Settings:
 _CHOICES = {
     "device": ("auto", "cuda", "mps", "cpu"),
     "precision": ("", "fp16", "bf16", "fp32"),
+    "memory_mode": MEMORY_MODES,
     "preview": ("latent", "none"),
 }
 _warned: set[str] = set()

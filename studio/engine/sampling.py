@@ -12,6 +12,7 @@ from PIL import Image
 from studio.engine.checkpoint import LoadedModel
 from studio.engine.device import free_device_memory
 from studio.engine.latents import Conditioning, Latent, empty_negative
+from studio.engine.memory_modes import memory_mode
 from studio.engine.pipeline_state import PipelineState
 from studio.engine.preview import PreviewMaker, latent_rgb_for
 from studio.engine.progress import CancelToken, ProgressCallback
@@ -178,11 +179,13 @@ def sample(
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
     previews: bool = True,
+    memory: str = "none",
 ) -> Latent:
     """Denoise `latent.batch_size` images (image i seeded with seed + i).
 
     An empty latent gives text-to-image, encoded samples image-to-image (strength = how much
-    changes), and a latent with a mask inpainting of its source pixels.
+    changes), and a latent with a mask inpainting of its source pixels. `memory` is the
+    memory mode the pipeline samples in (engine/memory_modes.py), undone when it returns.
     """
     # 1. The task, the pipeline that runs it (sharing the model's weights) and its arguments.
     width, height = round_to_8(latent.width), round_to_8(latent.height)
@@ -208,47 +211,49 @@ def sample(
     count = latent.batch_size
     samples: list[torch.Tensor] = []
     made: list[GenerationParams] = []
-    for index in range(count):
-        if cancel is not None:
-            cancel.raise_if_cancelled()
-        seed = params.seed + index
-        pipe.scheduler = make_scheduler(params.sampler, model.scheduler_config, seed=seed)
-        on_step = StepCallback(
-            image_index=index,
-            image_count=count,
-            cfg_cutoff=cutoff,
-            tap=DenoisedTap(pipe.scheduler),
-            preview=maker,
-            progress=progress,
-            cancel=cancel,
-            callback_tensors=callback_tensors,
-        )
-        if task.name == "img2img":
-            kwargs["image"] = latent.samples[index % len(latent.samples)]
-        out = pipe(
-            **kwargs,
-            generator=torch.Generator("cpu").manual_seed(seed),
-            callback_on_step_end=on_step,
-            callback_on_step_end_tensor_inputs=on_step.tensor_inputs,
-        ).images
-        if cancel is not None and cancel.cancelled:
-            raise Cancelled()
-        samples.append(out)
-
-        # 4. What reproduces this image alone.
-        made.append(
-            params.with_(
-                mode=task.name,
-                prompt=positive.text,
-                negative_prompt=negative.text,
-                seed=seed,
-                batch_size=1,
-                batch_index=0,
-                width=width,
-                height=height,
-                strength=None if task.name == "txt2img" else task.strength,
-                model=model.name,
-                model_family=model.info.config_name,
+    # The memory mode is the job's: the pipeline's modules are shared with the next job.
+    with memory_mode(pipe, memory, model.choice.device):
+        for index in range(count):
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            seed = params.seed + index
+            pipe.scheduler = make_scheduler(params.sampler, model.scheduler_config, seed=seed)
+            on_step = StepCallback(
+                image_index=index,
+                image_count=count,
+                cfg_cutoff=cutoff,
+                tap=DenoisedTap(pipe.scheduler),
+                preview=maker,
+                progress=progress,
+                cancel=cancel,
+                callback_tensors=callback_tensors,
             )
-        )
+            if task.name == "img2img":
+                kwargs["image"] = latent.samples[index % len(latent.samples)]
+            out = pipe(
+                **kwargs,
+                generator=torch.Generator("cpu").manual_seed(seed),
+                callback_on_step_end=on_step,
+                callback_on_step_end_tensor_inputs=on_step.tensor_inputs,
+            ).images
+            if cancel is not None and cancel.cancelled:
+                raise Cancelled()
+            samples.append(out)
+
+            # 4. What reproduces this image alone.
+            made.append(
+                params.with_(
+                    mode=task.name,
+                    prompt=positive.text,
+                    negative_prompt=negative.text,
+                    seed=seed,
+                    batch_size=1,
+                    batch_index=0,
+                    width=width,
+                    height=height,
+                    strength=None if task.name == "txt2img" else task.strength,
+                    model=model.name,
+                    model_family=model.info.config_name,
+                )
+            )
     return latent.with_(width=width, height=height, samples=tuple(samples), params=tuple(made))

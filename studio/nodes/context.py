@@ -35,6 +35,10 @@ class RunContext:
     # Files and folders the running node read that its parameters do not name (an embedding
     # found by name, a folder listed): the executor reruns the node when one of them changes.
     files_read: set[str] = field(default_factory=set)
+    # How sampling saves memory: "auto" or a mode of engine/memory_modes.py (from the settings).
+    memory_mode: str = "auto"
+    # Tells the user something that does not stop the job (a Notice event; one sentence).
+    notice: Callable[[str], None] = lambda message: None
 
     def depends_on(self, path: str | Path) -> None:
         """Note that the running node's output depends on this file or folder."""

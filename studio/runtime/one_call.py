@@ -69,6 +69,7 @@ def run_workflow(
     runtime: Runtime | None = None,
     device: Any = "auto",
     precision: str | None = None,
+    memory_mode: str = "auto",
     models: Any = None,
     save: bool = False,
     output_dir: str | Path | None = None,
@@ -77,14 +78,21 @@ def run_workflow(
     """Run a workflow to the end; raise WorkflowFailed with the job's message, or Cancelled.
 
     `runtime` reuses a runtime (its loaded models and cached node outputs, like the window's
-    second job); without one a runtime is made for this call (`device`, `precision`, `models`:
-    a ModelCache to share loaded models between calls) and shut down after it. `on_event` is
-    called on the worker thread with each event as it happens (a test may cancel from it).
+    second job); without one a runtime is made for this call (`device`, `precision`,
+    `memory_mode`, `models`: a ModelCache to share loaded models between calls) and shut down
+    after it. `on_event` is called on the worker thread with each event as it happens (a test
+    may cancel from it).
     """
     graph = prepare_workflow(workflow, values, save=save)
     own = runtime is None
     if runtime is None:
-        runtime = Runtime(device=device, precision=precision, models=models, output_dir=output_dir)
+        runtime = Runtime(
+            device=device,
+            precision=precision,
+            memory_mode=memory_mode,
+            models=models,
+            output_dir=output_dir,
+        )
     result = WorkflowResult()
 
     def listen(event: Event) -> None:

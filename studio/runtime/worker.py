@@ -28,6 +28,7 @@ from studio.runtime.events import (
     JobFinished,
     JobQueued,
     JobStarted,
+    Notice,
     Preview,
     is_terminal,
 )
@@ -213,8 +214,11 @@ class Runtime:
         output_dir: str | Path | None = None,
         model_folders: list[Path] | None = None,
         cpu_threads: int | None = None,
+        memory_mode: str = "auto",
     ) -> None:
         self.executor = executor if executor is not None else Executor()
+        # How sampling saves memory (engine/memory_modes.py): "auto" chooses per job.
+        self.memory_mode = memory_mode
         # Threads for CPU jobs (None: every core); applied when the worker picks the device.
         self.cpu_threads = cpu_threads
         self._device = device
@@ -389,6 +393,8 @@ class Runtime:
                 output_dir=self.output_dir,
                 model_folders=list(self.model_folders),
                 workflow=_workflow(job.graph),
+                memory_mode=self.memory_mode,
+                notice=lambda message: job.emit(Notice(job.id, message)),
             )
             if job.preload is not None:
                 _preload(ctx, *job.preload)

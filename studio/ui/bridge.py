@@ -79,6 +79,7 @@ class RuntimeBridge(QObject):
         *,
         device: str = "auto",
         precision: str | None = None,
+        memory_mode: str = "auto",
         output_dir: str | Path = ".",
         model_folders: list[Path] | None = None,
         runtime: Runtime | None = None,
@@ -92,6 +93,7 @@ class RuntimeBridge(QObject):
             _executor(self.servers),
             device=device,
             precision=precision or None,
+            memory_mode=memory_mode,
             output_dir=output_dir,
             model_folders=model_folders,
             cpu_threads=window_cpu_threads(),
@@ -137,6 +139,15 @@ class RuntimeBridge(QObject):
     def set_model_folders(self, folders: list[Path]) -> None:
         self.runtime.model_folders = [Path(f) for f in folders]
 
+    def set_memory_mode(self, mode: str) -> None:
+        """How later jobs' sampling saves memory ("auto" or a mode of engine/memory_modes).
+
+        Outputs cached under the old mode are dropped: a sample records the mode it ran in.
+        """
+        if mode != self.runtime.memory_mode:
+            self.runtime.memory_mode = mode
+            self.runtime.executor.cache.clear()
+
     def use_device(self, device: str, precision: str | None) -> bool:
         """Run later jobs on another device; False (nothing changed) while a job runs.
 
@@ -151,6 +162,7 @@ class RuntimeBridge(QObject):
             _executor(self.servers),
             device=device,
             precision=precision or None,
+            memory_mode=old.memory_mode,
             output_dir=old.output_dir,
             model_folders=old.model_folders,
             cpu_threads=window_cpu_threads(),
@@ -168,6 +180,7 @@ class RuntimeBridge(QObject):
             _executor(self.servers),
             device=self._device[0],
             precision=self._device[1],
+            memory_mode=old.memory_mode,
             output_dir=old.output_dir,
             model_folders=old.model_folders,
             cpu_threads=window_cpu_threads(),

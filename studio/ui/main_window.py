@@ -63,6 +63,7 @@ class MainWindow(QMainWindow):
         self.bridge = RuntimeBridge(
             device=self.settings.device,
             precision=self.settings.precision or None,
+            memory_mode=self.settings.memory_mode,
             output_dir=self.settings.output_path,
             model_folders=[Path(f) for f in self.settings.model_folders],
             servers=servers_or_problem(self.settings)[0],
@@ -248,6 +249,7 @@ class MainWindow(QMainWindow):
 
             apply_theme(QApplication.instance(), settings.theme)
         self.bridge.previews_enabled = settings.preview != "none"
+        self.bridge.set_memory_mode(settings.memory_mode)
         if (settings.backend, settings.servers, settings.server_tokens) != (
             old.backend,
             old.servers,

@@ -1,6 +1,6 @@
 """The settings dialog: model folders (scanned, each model's family shown), output folder,
-device, preview method, theme, and where jobs run (this computer or ComfyUI servers). Saved as
-the typed Settings JSON by the caller."""
+device, precision, memory mode, preview method, theme, and where jobs run (this computer or
+ComfyUI servers). Saved as the typed Settings JSON by the caller."""
 
 from __future__ import annotations
 
@@ -30,6 +30,13 @@ from studio.ui.background import Background
 
 DEVICES = ("auto", "cuda", "mps", "cpu")
 PRECISIONS = (("", "Device default"), ("fp16", "fp16"), ("bf16", "bf16"), ("fp32", "fp32"))
+MEMORY_MODES = (
+    ("auto", "Auto (from the free memory)"),
+    ("none", "None"),
+    ("attention slicing", "Attention slicing"),
+    ("model offload", "Model CPU offload (CUDA)"),
+    ("sequential offload", "Sequential CPU offload (CUDA, slowest)"),
+)
 PREVIEWS = (("latent", "Fast latent preview"), ("none", "No preview"))
 THEMES = (("dark", "Dark"), ("light", "Light"))
 BACKENDS = (("local", "This computer"), ("comfyui", "ComfyUI servers"))
@@ -72,6 +79,11 @@ class SettingsDialog(QDialog):
 
         self.device = _combo([(d, d) for d in DEVICES], settings.device)
         self.precision = _combo(PRECISIONS, settings.precision)
+        self.memory_mode = _combo(MEMORY_MODES, settings.memory_mode)
+        self.memory_mode.setToolTip(
+            "How sampling saves memory on small GPUs and for big pictures. Auto chooses per "
+            "job from the free memory; the job says which mode it used."
+        )
         self.preview = _combo(PREVIEWS, settings.preview)
         self.theme = _combo(THEMES, settings.theme)
         self.backend = _combo(BACKENDS, settings.backend)
@@ -95,6 +107,7 @@ class SettingsDialog(QDialog):
         form.addRow("Output folder", output)
         form.addRow("Device", self.device)
         form.addRow("Precision", self.precision)
+        form.addRow("Memory mode", self.memory_mode)
         form.addRow("Preview", self.preview)
         form.addRow("Theme", self.theme)
         form.addRow("Run jobs on", self.backend)
@@ -123,6 +136,7 @@ class SettingsDialog(QDialog):
             output_folder=self.output.text().strip(),
             device=self.device.currentData(),
             precision=self.precision.currentData(),
+            memory_mode=self.memory_mode.currentData(),
             preview=self.preview.currentData(),
             theme=self.theme.currentData(),
             backend=self.backend.currentData(),

@@ -188,6 +188,7 @@ def latent_upscale(ctx: RunContext, inputs, params):
     )
 )
 def sample(ctx: RunContext, inputs, params):
+    from studio.engine.memory_modes import plan_for
     from studio.engine.sampling import check_params, out_of_memory_as_error
     from studio.engine.sampling import sample as run_sampler
 
@@ -213,6 +214,14 @@ def sample(ctx: RunContext, inputs, params):
 
     model, positive, negative = for_sampling(ctx, model, inputs["positive"], inputs["negative"])
     settings = settings.with_(extra={**settings.extra, **addon_extras(model, positive)})
+    plan = plan_for(
+        model, settings.width, settings.height, ctx.memory_mode, cfg=settings.cfg_scale > 1
+    )
+    if plan.message:
+        ctx.notice(plan.message)
+    if plan.mode != "none":
+        # The job says how it was made, as the Decode node does for a tiled VAE.
+        settings = settings.with_(extra={**settings.extra, "memory": plan.mode})
     with out_of_memory_as_error(model, latent.width, latent.height), applied(model):
         result = run_sampler(
             model,
@@ -222,6 +231,7 @@ def sample(ctx: RunContext, inputs, params):
             settings,
             progress=ctx.progress,
             cancel=ctx.cancel,
+            memory=plan.mode,
         )
     return {"latent": result}
 
