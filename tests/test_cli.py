@@ -314,3 +314,26 @@ def test_run_reports_a_missing_canvas_image(tmp_path, capsys, tiny_sd1):
         f"model.config={tiny_sd1.config_folder}",
     )
     assert code == 2 and "needs an image from the canvas" in err
+
+
+def test_the_memory_mode_is_asked_for_on_the_command_line(tmp_path, capsys, tiny_sd1):
+    """--memory-mode: a bad one is one line; a forced slicing is in the PNG's A1111 text; an
+    offload on the CPU is a one-line note and the image is still made."""
+    code, _, err = run(capsys, "generate", "x", "--memory-mode", "turbo")
+    assert code == 2 and err.count("\n") == 1 and "not a memory mode" in err, err
+    common = [*model_args(tiny_sd1), "--device", "cpu", "--steps", 2, "--size", "64x64"]
+    sliced = tmp_path / "sliced.png"
+    code, _, err = run(
+        capsys, "generate", "a cat", *common, "--memory-mode", "attention-slicing", "-o", sliced
+    )
+    assert code == 0, err
+    assert "note: Using attention slicing (chosen in the settings)" in err
+    assert "memory: attention slicing" in Image.open(sliced).text["parameters"]
+    assert read_metadata(sliced).params.extra["memory"] == "attention slicing"
+    offload = tmp_path / "offload.png"
+    code, _, err = run(
+        capsys, "generate", "a cat", *common, "--memory-mode", "model-offload", "-o", offload
+    )
+    assert code == 0 and offload.exists(), err
+    assert "note: Model offload needs a CUDA GPU; this job runs on the CPU without it." in err
+    assert "memory:" not in Image.open(offload).text["parameters"]

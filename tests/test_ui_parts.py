@@ -116,6 +116,7 @@ def test_settings_are_saved_as_json_and_applied(qtbot, window, tmp_path):
     dialog.output.setText(str(new_output))
     dialog.theme.setCurrentIndex(dialog.theme.findData("light"))
     dialog.preview.setCurrentIndex(dialog.preview.findData("none"))
+    dialog.memory_mode.setCurrentIndex(dialog.memory_mode.findData("attention slicing"))
     settings = dialog.result_settings()
     settings.save()
     window.apply_settings(settings)
@@ -123,6 +124,7 @@ def test_settings_are_saved_as_json_and_applied(qtbot, window, tmp_path):
     assert stored["output_folder"] == str(new_output) and stored["theme"] == "light"
     assert window.bridge.runtime.output_dir == new_output
     assert not window.bridge.previews_enabled
+    assert stored["memory_mode"] == window.bridge.runtime.memory_mode == "attention slicing"
     qtbot.waitUntil(lambda: window.gallery.paths() == [str(new_output / "old.png")])
     assert callable(open_settings)
     before = window.bridge.runtime
@@ -130,6 +132,7 @@ def test_settings_are_saved_as_json_and_applied(qtbot, window, tmp_path):
         settings.__class__(**{**settings.__dict__, "device": "cpu", "precision": "fp32"})
     )
     assert window.bridge.runtime is not before and window.bridge.runtime._precision == "fp32"
+    assert window.bridge.runtime.memory_mode == "attention slicing"  # kept by the new runtime
     window.apply_settings(Settings(output_folder=str(new_output)))  # back to dark
 
 

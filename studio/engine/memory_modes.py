@@ -156,7 +156,8 @@ def choose_memory_mode(
             # Slicing would not help fused attention: try as it is and say it is tight.
             return MemoryPlan(
                 "none",
-                f"Sampling {size} would need about {_gb(whole)}, {_gb(free)} free: it may not fit.",
+                f"Sampling {size} would need about {_gb(whole)}, more than {FREE_SHARE:.0%} of "
+                f"the {_gb(free)} free: it may not fit.",
             )
         mode = "attention slicing"
     else:
@@ -167,7 +168,8 @@ def choose_memory_mode(
         mode = "model offload" if fits else "sequential offload"
     return MemoryPlan(
         mode,
-        f"Using {mode}: sampling {size} would need about {_gb(whole)}, {_gb(free)} free.",
+        f"Using {mode}: sampling {size} would need about {_gb(whole)}, more than "
+        f"{FREE_SHARE:.0%} of the {_gb(free)} free.",
     )
 
 
