@@ -177,7 +177,7 @@ def test_a_random_seed_is_shown_and_kept_when_random_is_turned_off(qtbot, window
     field = window.panel.field("sample", "seed")
     field.random.setChecked(True)
     seed = field.next_seed(window.document.param_value("sample", "seed"))
-    assert field.edit.text() == str(seed) and not field.edit.isEnabled()
+    assert field.line.text() == str(seed) and not field.line.isEnabled()
     field.random.setChecked(False)
     assert window.document.param_value("sample", "seed") == seed
     assert field.next_seed(window.document.param_value("sample", "seed")) == seed

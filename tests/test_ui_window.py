@@ -235,7 +235,7 @@ def test_restore_parameters_from_an_a1111_png(qtbot, window, tmp_path):
     assert panel.field("sample", "steps").widget.value() == 13
     assert panel.field("sample", "sampler").widget.currentText() == "DPM++ 2M Karras"
     assert panel.field("sample", "cfg_scale").widget.value() == 4.5
-    assert panel.field("sample", "seed").edit.text() == "4242"
+    assert panel.field("sample", "seed").line.text() == "4242"
     assert (doc.param_value("latent", "width"), doc.param_value("latent", "height")) == (96, 128)
     assert "nowhere" in window.statusBar().currentMessage()
     # One undo step puts everything back.
@@ -246,8 +246,8 @@ def test_restore_parameters_from_an_a1111_png(qtbot, window, tmp_path):
 def test_restore_parameters_from_our_own_png_loads_its_workflow(qtbot, window, tmp_path):
     set_field(window, "positive", "text", "a blue circle")
     seed = window.panel.field("sample", "seed")
-    seed.edit.setText("77")
-    seed.edit.editingFinished.emit()
+    seed.line.setText("77")
+    seed.line.editingFinished.emit()
     generate_and_wait(qtbot, window)
     saved = next((tmp_path / "out").glob("*.png"))
     set_field(window, "positive", "text", "something else")
@@ -255,7 +255,7 @@ def test_restore_parameters_from_our_own_png_loads_its_workflow(qtbot, window, t
     assert window.session.restore_parameters(str(saved))
     assert window.mode == "txt2img" and window.panel.mode() == "txt2img"
     assert window.panel.field("positive", "text").widget.toPlainText() == "a blue circle"
-    assert window.panel.field("sample", "seed").edit.text() == "77"
+    assert window.panel.field("sample", "seed").line.text() == "77"
     assert window.document.param_value("latent", "width") == 64
 
 

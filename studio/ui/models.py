@@ -177,6 +177,9 @@ class ModelField(Field):
         if path != self._value:
             self._emit(path)
 
+    def value(self) -> str:
+        return self._value
+
     def set_value(self, value: Any) -> None:
         self._value = str(value or "")
         self._fill()

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.graph.spec import PATH, SEED
+from studio.graph.spec import SEED
 from studio.ui.document import WorkflowDocument
 from studio.ui.fields import Field, SeedField, make_field
 from studio.ui.loras import ModelAddonsBox, attach_completion
@@ -171,9 +171,8 @@ class PromptPanel(QWidget):
 
     def rebuild(self) -> None:
         for old in self.fields.values():
-            # Its widget goes with the row; the field must stop listening (to the model list).
+            # It goes with its widget's row; it must stop listening (to the model list) now.
             old.detach()
-            old.deleteLater()
         while self.form.rowCount():
             self.form.removeRow(0)
         self.fields = {}
@@ -186,16 +185,12 @@ class PromptPanel(QWidget):
             if param is None:
                 log.warning("Exposed parameter %s.%s does not exist", exposed.node, exposed.param)
                 continue
-            if param.kind == PATH and param.hints.get("file_filter") == "checkpoint":
-                field: Field = ModelField(param, self.models)
-            else:
-                field = make_field(param)
-            field.setParent(self)
-            if isinstance(field, SeedField):
-                field.bind(self.generation)
-            placeholder = PLACEHOLDERS.get(exposed.node)
-            if placeholder and hasattr(field.widget, "setPlaceholderText"):
-                field.widget.setPlaceholderText(placeholder)
+            field = make_field(
+                param,
+                placeholder=PLACEHOLDERS.get(exposed.node, ""),
+                seeds=self.generation,
+                models=self.models,
+            )
             field.widget.setObjectName(f"{exposed.node}.{exposed.param}")
             attach_completion(field.widget)  # LoRA and embedding names in prompts
             field.set_value(self.document.param_value(exposed.node, exposed.param))
@@ -204,8 +199,6 @@ class PromptPanel(QWidget):
             )
             self.fields[(exposed.node, exposed.param)] = field
             label = exposed.label or param.title
-            if param.hints.get("hint"):
-                field.widget.setToolTip(str(param.hints["hint"]))
             if size_row is not None and size_row[0] == exposed.node and exposed.param == "height":
                 # Width and height of one node share a row: "Size  512 × 512".
                 size_row[1].addWidget(QLabel("×"))

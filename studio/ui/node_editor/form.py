@@ -11,8 +11,8 @@ from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QMenu, QWidget
 from studio.graph import spec as graph_spec
 from studio.graph.spec import NodeSpec
 from studio.ui.document import WorkflowDocument
+from studio.ui.fields import Field, describe, make_field
 from studio.ui.node_editor import style
-from studio.ui.node_editor.fields import ParamField, make_field
 
 SHOW_IN_PANEL = "Show in prompt panel"
 
@@ -31,7 +31,7 @@ class ParamForm(QWidget):
         self.setStyleSheet("#paramForm { background: transparent; }")
         self.setFont(style.ui_font(8.5))
         self.setFixedWidth(width)
-        self.fields: dict[str, ParamField] = {}
+        self.fields: dict[str, Field] = {}
         self.labels: dict[str, QLabel] = {}
         grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
@@ -44,15 +44,14 @@ class ParamForm(QWidget):
             palette = label.palette()
             palette.setColor(QPalette.ColorRole.WindowText, style.DIM_TEXT)
             label.setPalette(palette)
-            label.setToolTip(_tooltip(param))
-            field = make_field(param)
-            field.setToolTip(_tooltip(param))
+            label.setToolTip(describe(param))
+            field = make_field(param, compact=True)
             field.edited.connect(lambda value, name=param.name: self._edited(name, value))
             self.labels[param.name], self.fields[param.name] = label, field
             if param.kind == graph_spec.TEXT:
                 # Prompts want the full width; the label goes above.
                 grid.addWidget(label, row, 0, 1, 2)
-                grid.addWidget(field, row + 1, 0, 1, 2)
+                grid.addWidget(field.widget, row + 1, 0, 1, 2)
                 row += 2
             elif param.kind == graph_spec.BOOL:
                 # A check box reads best with its label after it, as in any dialog.
@@ -60,14 +59,14 @@ class ParamForm(QWidget):
                 row_layout = QHBoxLayout(row_widget)
                 row_layout.setContentsMargins(0, 0, 0, 0)
                 row_layout.setSpacing(4)
-                row_layout.addWidget(field)
+                row_layout.addWidget(field.widget)
                 row_layout.addWidget(label, 1)
                 grid.addWidget(row_widget, row, 0, 1, 2)
                 row += 1
             else:
                 label.setMaximumWidth(int(width * 0.66))
                 grid.addWidget(label, row, 0)
-                grid.addWidget(field, row, 1)
+                grid.addWidget(field.widget, row, 1)
                 row += 1
         self.refresh()
         self.setFixedHeight(self.sizeHint().height() if spec.params else 0)
@@ -85,7 +84,7 @@ class ParamForm(QWidget):
     def show_param(self, name: str, value: Any) -> None:
         field = self.fields.get(name)
         if field is not None:
-            field.show_value(value)
+            field.set_value(value)
 
     def refresh_exposed(self) -> None:
         for name, label in self.labels.items():
@@ -93,10 +92,10 @@ class ParamForm(QWidget):
             if self.document.is_exposed(self.node_id, name):
                 mark = style.EXPOSED_MARK.name()
                 label.setText(f'<span style="color:{mark}">●</span> {title}')
-                label.setToolTip(f"Shown in the prompt panel. {_tooltip(self.spec.param(name))}")
+                label.setToolTip(f"Shown in the prompt panel. {describe(self.spec.param(name))}")
             else:
                 label.setText(title)
-                label.setToolTip(_tooltip(self.spec.param(name)))
+                label.setToolTip(describe(self.spec.param(name)))
             # Rich text under-reports its width inside a proxy; ask for the room it needs.
             needed = label.fontMetrics().horizontalAdvance(f"● {title}") + 14
             label.setMinimumWidth(min(needed, label.maximumWidth()))
@@ -105,7 +104,7 @@ class ParamForm(QWidget):
         """The parameter whose row holds `widget` (a label, a field or part of one)."""
         while widget is not None and widget is not self:
             for name in self.fields:
-                if widget is self.fields[name] or widget is self.labels[name]:
+                if widget is self.fields[name].widget or widget is self.labels[name]:
                     return name
             widget = widget.parentWidget()
         return None
@@ -130,18 +129,3 @@ class ParamForm(QWidget):
             return
         self.exposure_menu(name).exec(event.globalPos())
 
-
-def _tooltip(param: graph_spec.Param) -> str:
-    parts = [param.title]
-    if param.minimum is not None or param.maximum is not None:
-        low = "" if param.minimum is None else f"{param.minimum:g}"
-        high = "" if param.maximum is None else f"{param.maximum:g}"
-        parts.append(f"range {low}…{high}")
-    hints = param.hints
-    if hints.get("note"):
-        parts.append(str(hints["note"]))
-    if hints.get("empty"):
-        parts.append(f"empty means {hints['empty']}")
-    if hints.get("zero"):
-        parts.append(f"0 means {hints['zero']}")
-    return " — ".join(parts)
