@@ -119,6 +119,19 @@ def tiny_sdxl(tmp_path_factory):
     return _tiny("sdxl", tmp_path_factory)
 
 
+@pytest.fixture
+def window(qtbot, tmp_path):
+    """The main window with its defaults (no model loaded); test files may define their own."""
+    from studio.settings import Settings
+    from studio.ui.main_window import MainWindow
+
+    win = MainWindow(Settings(output_folder=str(tmp_path / "out"), device="cpu"))
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    win.close()
+
+
 @pytest.fixture(scope="session")
 def cpu():
     from studio.engine.device import choose_device

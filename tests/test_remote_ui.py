@@ -23,17 +23,6 @@ def fake():
     server.close()
 
 
-@pytest.fixture
-def window(qtbot, tmp_path):
-    from studio.ui.main_window import MainWindow
-
-    win = MainWindow(Settings(output_folder=str(tmp_path / "out"), device="cpu"))
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.close()
-
-
 def test_settings_move_the_window_onto_a_server_and_back(qtbot, window, fake, tmp_path):
     from studio.ui.settings_dialog import SettingsDialog
 

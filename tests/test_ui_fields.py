@@ -13,22 +13,10 @@ from PySide6.QtTest import QTest  # noqa: E402
 
 from studio.graph import serialize  # noqa: E402
 from studio.graph.spec import BOOL, ENUM, FLOAT, INT, PATH, SEED, STRING, TEXT  # noqa: E402
-from studio.settings import Settings  # noqa: E402
 from studio.ui import fields  # noqa: E402
 from studio.ui.models import ModelField  # noqa: E402
 
 WORKFLOWS = sorted((Path(__file__).resolve().parent.parent / "resources" / "workflows").glob("*.json"))
-
-
-@pytest.fixture
-def window(qtbot, tmp_path):
-    from studio.ui.main_window import MainWindow
-
-    win = MainWindow(Settings(output_folder=str(tmp_path / "out"), device="cpu"))
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.close()
 
 
 def open_with_everything_in_the_panel(window, path: Path) -> list[tuple[str, object]]:

@@ -18,17 +18,6 @@ from studio.settings import Settings  # noqa: E402
 from tests.test_cli import COMFY_TXT2IMG  # noqa: E402
 
 
-@pytest.fixture
-def window(qtbot, tmp_path):
-    from studio.ui.main_window import MainWindow
-
-    win = MainWindow(Settings(output_folder=str(tmp_path / "out"), device="cpu"))
-    qtbot.addWidget(win)
-    win.show()
-    yield win
-    win.close()
-
-
 def test_bridge_previews_are_latest_frame_wins_and_throttled(qtbot):
     from studio.ui.bridge import PREVIEW_HZ, RuntimeBridge
 
