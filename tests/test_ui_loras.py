@@ -105,3 +105,11 @@ def test_completion_of_lora_and_embedding_names(qtbot):
     assert completer.currentCompletion() == "easynegative"
     completer.activated.emit("easynegative")
     assert edit.toPlainText().endswith(", easynegative")
+
+
+def test_the_box_is_hidden_for_a_workflow_without_a_checkpoint(box):
+    assert not box.isHidden()
+    box.document.replace(serialize.load(WORKFLOWS / "upscale.json"))
+    assert box.isHidden()
+    box.document.replace(serialize.load(WORKFLOWS / "txt2img.json"))
+    assert not box.isHidden()

@@ -130,6 +130,8 @@ class ModelAddonsBox(QGroupBox):
         skips = self.nodes("ClipSkip")
         with QSignalBlocker(self.clip_skip):
             self.clip_skip.setValue(int(skips[0].params.get("clip_skip", 1)) if skips else 1)
+        # A workflow without a checkpoint (the upscale one) has nothing for these to change.
+        self.setHidden(not self.nodes("LoadCheckpoint"))
 
     def _current_vae(self) -> str:
         vaes = self.nodes("LoadVAE")
