@@ -164,6 +164,13 @@ def test_a_region_does_not_outlive_its_picture(qtbot, window):
     window.session.generate()
     assert not window.bridge.busy
     assert window.message.isVisible() and "outside" in window.message.text()
+    # Upscaling works on the whole picture: no frame is drawn there.
+    frame = window.canvas.view.region_frame
+    assert frame.isVisible()
+    window.switch_mode("upscale")
+    assert not frame.isVisible()
+    window.switch_mode("inpaint")
+    assert frame.isVisible()
 
 
 def test_selections_add_subtract_invert_and_grow(qtbot, window):

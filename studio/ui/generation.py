@@ -287,6 +287,7 @@ class GenerationModel(QObject):
         params = nodes[0].params if nodes else {}
         region = tuple(int(params.get(name, 0)) for name in REGION_PARAMS)
         self.window.canvas.set_region(region if region[2] and region[3] else None)
+        self.window.canvas.set_region_used(bool(nodes))
 
     # -- masked area only ---------------------------------------------------------------------
 

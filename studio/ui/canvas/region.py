@@ -49,14 +49,19 @@ class RegionFrame(QGraphicsItem):
         super().__init__()
         self.rect = QRect()
         self.editing = False  # the Region tool is active: show handles
+        self.used = True  # the workflow has a region (the upscale one has none)
         self.setZValue(_Z_REGION)
         self.setVisible(False)
 
     def set_rect(self, rect: QRect) -> None:
         self.prepareGeometryChange()
         self.rect = QRect(rect)
-        self.setVisible(not rect.isEmpty())
+        self.setVisible(self.used and not rect.isEmpty())
         self.update()
+
+    def set_used(self, used: bool) -> None:
+        self.used = used
+        self.setVisible(used and not self.rect.isEmpty())
 
     def set_editing(self, editing: bool) -> None:
         self.editing = editing

@@ -63,6 +63,10 @@ class CanvasTools:
         self._region = rect
         self.view.set_region_rect(rect or full)
 
+    def set_region_used(self, used: bool) -> None:
+        """Whether the workflow works on a region: without one the frame is not drawn."""
+        self.view.region_frame.set_used(used)
+
     def fit_region_to_mask(self, padding: int = 32) -> None:
         """Make the region the mask's bounding box plus `padding` pixels (clipped)."""
         mask = self._picture.mask
