@@ -74,6 +74,7 @@ class GenerationModel(QObject):
         document.graphReplaced.connect(self._structure_changed)
         window.canvas.regionEdited.connect(self.set_region)
         window.canvas.imageChanged.connect(self._picture_changed)
+        self._show_region()  # the workflow the window starts with
 
     def _param_changed(self, node_id: str, param: str, value: Any) -> None:
         node = self.window.document.graph.nodes.get(node_id)
