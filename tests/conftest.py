@@ -81,11 +81,9 @@ def collector_on_the_main_thread():
 @pytest.fixture(autouse=True)
 def collect_between_tests(collector_on_the_main_thread):
     yield
-    counts, thresholds = gc.get_count(), gc.get_threshold()
-    for generation in (2, 1, 0):
-        if counts[generation] > thresholds[generation]:
-            gc.collect(generation)  # the younger generations too, as automatic collection does
-            return
+    from studio.ui.collector import collect_if_due
+
+    collect_if_due()
 
 
 @pytest.fixture(autouse=True)

@@ -66,7 +66,7 @@ def _chunks(
         chunk = chunks[-1]
         if len(chunk) + count <= CHUNK or not chunk:
             return
-        if count == 1 and len(chunk) == CHUNK and 0 <= last_comma >= CHUNK - COMMA_BACKTRACK:
+        if count == 1 and len(chunk) == CHUNK and last_comma >= CHUNK - COMMA_BACKTRACK:
             # The phrase after the last comma moves to the next chunk whole.
             chunks[-1], carried = chunk[: last_comma + 1], chunk[last_comma + 1 :]
             chunks.append(carried)

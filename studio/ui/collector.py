@@ -22,6 +22,16 @@ _active = 0  # collectors running; automatic collection is back on when the last
 _was_enabled = True
 
 
+def collect_if_due() -> None:
+    """Collect the generations whose thresholds are passed (cheap when nothing is due), as
+    automatic collection would, on the thread that calls this."""
+    counts, thresholds = gc.get_count(), gc.get_threshold()
+    for generation in (2, 1, 0):
+        if thresholds[generation] and counts[generation] > thresholds[generation]:
+            gc.collect(generation)  # collects the younger generations too
+            return
+
+
 class GuiThreadCollector(QObject):
     def __init__(self, parent: QObject | None = None, interval_ms: int = INTERVAL_MS) -> None:
         super().__init__(parent)
@@ -40,12 +50,7 @@ class GuiThreadCollector(QObject):
         self._timer.start()
 
     def collect_if_due(self) -> None:
-        """Collect the generations whose thresholds are passed (cheap when nothing is due)."""
-        counts, thresholds = gc.get_count(), gc.get_threshold()
-        for generation in (2, 1, 0):
-            if thresholds[generation] and counts[generation] > thresholds[generation]:
-                gc.collect(generation)  # collects the younger generations too
-                return
+        collect_if_due()
 
     def stop(self) -> None:
         """Collect what the window left behind (here, on the GUI thread), then hand back."""

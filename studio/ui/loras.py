@@ -138,30 +138,28 @@ class ModelAddonsBox(QGroupBox):
         return str(vaes[0].params.get("path", "")) if vaes else ""
 
     def _fill_loras(self) -> None:
-        combo = self.add_lora
-        blocker = QSignalBlocker(combo)  # refilling is not a choice: no index signals
-        combo.clear()
-        combo.addItem("Add LoRA…", "")
-        for path in files_of("lora", LORA_SUFFIXES):
-            combo.addItem(path.stem, str(path))
         from studio.ui.servers import server_files  # when jobs run on ComfyUI servers
 
-        for name, label in server_files("loras"):
-            combo.addItem(label, name)
-        blocker.unblock()
+        combo = self.add_lora
+        with QSignalBlocker(combo):  # refilling is not a choice: no index signals
+            combo.clear()
+            combo.addItem("Add LoRA…", "")
+            for path in files_of("lora", LORA_SUFFIXES):
+                combo.addItem(path.stem, str(path))
+            for name, label in server_files("loras"):
+                combo.addItem(label, name)
 
     def _fill_vaes(self) -> None:
         combo = self.vae
         current = self._current_vae()
-        blocker = QSignalBlocker(combo)
-        combo.clear()
-        combo.addItem(OWN_VAE, "")
-        for path in files_of("vae", LORA_SUFFIXES):
-            combo.addItem(path.name, str(path))
-        if current and combo.findData(current) < 0:
-            combo.addItem(Path(current).name, current)
-        combo.setCurrentIndex(max(0, combo.findData(current)))
-        blocker.unblock()
+        with QSignalBlocker(combo):
+            combo.clear()
+            combo.addItem(OWN_VAE, "")
+            for path in files_of("vae", LORA_SUFFIXES):
+                combo.addItem(path.name, str(path))
+            if current and combo.findData(current) < 0:
+                combo.addItem(Path(current).name, current)
+            combo.setCurrentIndex(max(0, combo.findData(current)))
 
     def _lora_row(self, node_id: str, params: dict) -> QWidget:
         row = QWidget()
