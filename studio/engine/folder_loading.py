@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from accelerate import init_empty_weights
 
-from studio.engine.streaming import SafetensorsReader, WeightMismatch, place_tensor
+from studio.engine.streaming import SafetensorsReader, WeightMismatch, stream_named
 from studio.errors import ModelError
 
 log = logging.getLogger(__name__)
@@ -69,18 +69,17 @@ def _meta_component(folder: Path, library: str, class_name: str) -> torch.nn.Mod
 
 
 def _fill(model: torch.nn.Module, files: set[Path], dtype: torch.dtype, device) -> None:
-    """Every weight of the files into the meta-built model; the model's names may lack the
-    `text_model.` wrapper older transformers saved."""
-    wanted = set(model.state_dict())
+    """Every weight of the files into the meta-built model. Older transformers saved their
+    text encoders' weights under a `text_model.` wrapper the model may no longer have."""
+    wrapped = hasattr(model, "text_model")
+
+    def rename(key: str) -> str:
+        return key if wrapped else key.removeprefix("text_model.")
+
     for path in sorted(files):
         reader = SafetensorsReader(path)
         try:
-            for key in reader.keys():
-                name = key if key in wanted else key.removeprefix("text_model.")
-                if name not in wanted:
-                    log.debug("Ignoring %s in %s: the model has no such weight", key, path)
-                    continue
-                place_tensor(model, name, reader.read(key), dtype, device)
+            stream_named(model, reader, dtype, device, rename)
         finally:
             reader.close()
 

@@ -149,13 +149,6 @@ def _converted_value(
     return tensor.to(device=device, copy=True)
 
 
-def place_tensor(
-    model: torch.nn.Module, name: str, tensor: torch.Tensor, dtype: torch.dtype, device
-) -> None:
-    """Put one file tensor in place as weight `name`, converted to the run dtype on `device`."""
-    _place(model, name, _converted_value(tensor, dtype, device))
-
-
 def stream_into(
     model: torch.nn.Module,
     reader: SafetensorsReader,
@@ -178,6 +171,19 @@ def stream_into(
         del tensor
         placed += 1
     return placed
+
+
+def stream_named(
+    model: torch.nn.Module,
+    reader: SafetensorsReader,
+    dtype: torch.dtype,
+    device: torch.device,
+    rename: Callable[[str], str] = lambda key: key,
+) -> int:
+    """Fill `model` from every tensor of the file, each the weight of its name (after
+    `rename`); how many were placed."""
+    sources = {rename(key): _Source(key) for key in reader.keys()}
+    return stream_into(model, reader, sources, dtype, device)
 
 
 def load_converted(
