@@ -56,3 +56,36 @@ def test_no_model_chosen_loads_nothing(qtbot, window):
 
     window.document.set_param("model", "path", "")
     assert not ModelWarmup(window).start()
+
+
+def test_collections_wait_for_the_load_then_skip_what_it_made(qtbot, window):
+    import gc
+    import sys
+
+    from studio.ui.warmup import warm_up
+
+    interval = sys.getswitchinterval()
+    collector = window.collector
+    warmup = warm_up(window)
+    assert collector._held  # no collection walks the heap while the engine is imported
+    qtbot.waitUntil(lambda: warmup.state == "ready", timeout=JOB_TIMEOUT)
+    assert not collector._held
+    assert gc.get_freeze_count() > 0  # the engine's objects are no longer walked
+    assert sys.getswitchinterval() == interval  # the load put the interval back
+    window.close()
+    assert gc.get_freeze_count() == 0  # the last window's final collection sees them again
+
+
+def test_a_cancelled_load_says_so_and_collections_resume(qtbot, window):
+    from studio.runtime.events import JobCancelled
+    from studio.ui.warmup import warm_up
+
+    warmup = warm_up(window)
+    warmup.job.cancel()  # as when the window closes during the load
+    qtbot.waitUntil(lambda: warmup.state in ("cancelled", "ready"), timeout=JOB_TIMEOUT)
+    assert not window.collector._held
+    window.collector.hold()
+    warmup._on_event(JobCancelled(warmup.job.id))
+    assert warmup.state == "cancelled"
+    assert not window.collector._held
+    assert not window.statusBar().currentMessage().startswith("Loading ")

@@ -74,11 +74,14 @@ class SafetensorsReader:
         dtype = self._dtype(key, entry)
         if end == start:
             return torch.empty(entry["shape"], dtype=dtype)
-        buffer = bytearray(end - start)
+        # An uninitialised torch buffer, not a bytearray: zero-filling a bytearray (tens of MB
+        # for the largest weights) held the GIL, stalling the window during a background load;
+        # the pages are first touched by the read, which releases it.
+        raw = torch.empty(end - start, dtype=torch.uint8)
         self._file.seek(self._base + start)
-        if self._file.readinto(buffer) != len(buffer):
+        if self._file.readinto(memoryview(raw.numpy())) != end - start:
             raise ModelError(f"{self.path.name} ends early: the file is incomplete.")
-        return torch.frombuffer(buffer, dtype=dtype).reshape(entry["shape"])
+        return raw.view(dtype).reshape(entry["shape"])
 
     def close(self) -> None:
         self._file.close()

@@ -14,6 +14,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from studio.engine.progress import CancelToken
 from studio.errors import Cancelled, StudioError
 from studio.graph.document import Graph
 from studio.nodes.context import RunContext
+from studio.runtime.courtesy import courteous_loading
 from studio.runtime.events import (
     Event,
     JobCancelled,
@@ -384,23 +386,26 @@ class Runtime:
             return
         job.emit(JobStarted(job.id))
         started = time.perf_counter()
+        # A background load shares the GIL with the window: its imports pause now and then.
+        courtesy = courteous_loading() if job.preload is not None else nullcontext()
         try:
-            ctx = RunContext(
-                models=self._model_cache(),
-                device=self._device_choice(),
-                cancel=job.token,
-                inputs=job.inputs,
-                output_dir=self.output_dir,
-                model_folders=list(self.model_folders),
-                workflow=_workflow(job.graph),
-                memory_mode=self.memory_mode,
-                notice=lambda message: job.emit(Notice(job.id, message)),
-            )
-            if job.preload is not None:
-                _preload(ctx, *job.preload)
-            else:
-                _check_budget(job, ctx.device)
-                self.executor.run(job.graph, ctx, job.emit, job.id)
+            with courtesy:
+                ctx = RunContext(
+                    models=self._model_cache(),
+                    device=self._device_choice(),
+                    cancel=job.token,
+                    inputs=job.inputs,
+                    output_dir=self.output_dir,
+                    model_folders=list(self.model_folders),
+                    workflow=_workflow(job.graph),
+                    memory_mode=self.memory_mode,
+                    notice=lambda message: job.emit(Notice(job.id, message)),
+                )
+                if job.preload is not None:
+                    _preload(ctx, *job.preload)
+                else:
+                    _check_budget(job, ctx.device)
+                    self.executor.run(job.graph, ctx, job.emit, job.id)
         except Cancelled:
             job.emit(JobCancelled(job.id))
         except NodeFailed as error:

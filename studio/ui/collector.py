@@ -6,6 +6,12 @@ connect, say) on that thread. Qt widgets must die on the GUI thread: elsewhere t
 waits for the GUI thread, which may itself be waiting for that worker (a hang), or crashes.
 So automatic collection is switched off and a timer collects on the GUI thread instead, with
 the same generation thresholds Python uses.
+
+While the engine is imported and the model loaded in the background, the heap grows by
+hundreds of thousands of long-lived objects; collecting them on the GUI thread stalled the
+window for up to 250 ms at a time. So the window holds collections during that load and then
+freezes what it made (`gc.freeze`): later collections no longer walk torch's objects, and the
+last collector to stop unfreezes them for its final collection.
 """
 
 from __future__ import annotations
@@ -48,9 +54,21 @@ class GuiThreadCollector(QObject):
         self._timer.setInterval(interval_ms)
         self._timer.timeout.connect(self.collect_if_due)
         self._timer.start()
+        self._held = False
 
     def collect_if_due(self) -> None:
-        collect_if_due()
+        if not self._held:
+            collect_if_due()
+
+    def hold(self) -> None:
+        """No collections until `settle` (a background load is filling the heap)."""
+        self._held = True
+
+    def settle(self) -> None:
+        """The load is over: move everything alive to the permanent generation, collect again."""
+        if self._running:
+            gc.freeze()
+        self._held = False
 
     def stop(self) -> None:
         """Collect what the window left behind (here, on the GUI thread), then hand back."""
@@ -59,6 +77,8 @@ class GuiThreadCollector(QObject):
             return
         self._running = False
         self._timer.stop()
+        if _active == 1:
+            gc.unfreeze()
         if self.collect_on_stop:
             gc.collect()
         _active -= 1

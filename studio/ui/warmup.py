@@ -14,7 +14,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
 
-from studio.runtime.events import JobFailed, JobFinished, JobStarted
+from studio.runtime.events import JobCancelled, JobFailed, JobFinished, JobStarted
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,8 @@ log = logging.getLogger(__name__)
 class ModelWarmup(QObject):
     """Loads the window's selected model in the background and reports it in the status bar."""
 
-    # Emitted on the GUI thread: "loading" (name), "ready" (name, seconds), "failed" (message).
+    # Emitted on the GUI thread: "loading" (name), "ready" (name), "failed" (message),
+    # "cancelled" (name).
     changed = Signal(str, str)
     _event = Signal(object)
 
@@ -45,6 +46,11 @@ class ModelWarmup(QObject):
             return False
         self._name = Path(path).name
         self.job = bridge.runtime.preload(path, str(node.params.get("config", "") or ""))
+        collector = getattr(self.window, "collector", None)
+        if collector is not None:
+            # The load fills the heap with long-lived objects: collect after, not during.
+            collector.hold()
+            self.changed.connect(lambda state, _text: state != "loading" and collector.settle())
         self.job.subscribe(self._event.emit)  # worker thread -> queued to the GUI thread
         return True
 
@@ -66,6 +72,11 @@ class ModelWarmup(QObject):
             if bar.currentMessage().startswith("Loading "):
                 bar.clearMessage()
             self.changed.emit("failed", event.message)
+        elif isinstance(event, JobCancelled):
+            self.state = "cancelled"  # the next job loads the model itself
+            if bar.currentMessage().startswith("Loading "):
+                bar.clearMessage()
+            self.changed.emit("cancelled", self._name)
 
 
 def warm_up(window: Any) -> ModelWarmup:
