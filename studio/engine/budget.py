@@ -16,9 +16,12 @@ from studio.errors import ParameterError
 
 log = logging.getLogger(__name__)
 
-# The SD VAE's largest activations sit at full resolution with 128-256 channels; with the
-# tensors alive at once in a resnet block that is about 3 KB per pixel in fp32.
-VAE_BYTES_PER_PIXEL = 3 * 1024
+# The SD VAE's largest activations sit at full resolution with 128-256 channels. Peak per
+# pixel in fp32, measured on the SD 1.5 VAE on the CPU at 256 and 512 px: encoding about
+# 2.5 kB, decoding 4.2-6.2 kB (the decoder's last blocks are wider). engine/memory.py tiles a
+# decode by the same figure.
+VAE_ENCODE_BYTES_PER_PIXEL = 3 * 1024
+VAE_DECODE_BYTES_PER_PIXEL = 6 * 1024
 # An upscaled picture as uint8 RGB plus the float32 accumulator and weights tiles blend into.
 UPSCALE_OUTPUT_BYTES_PER_PIXEL = 3 + 3 * 4 + 4
 # A resized picture: PIL holds the source and the result (RGB, 4 bytes a pixel internally).
@@ -73,14 +76,22 @@ def _gb(nbytes: float) -> str:
 
 
 def check_vae(
-    width: int, height: int, *, device: Any = None, half: bool = False, what: str = "the picture"
+    width: int,
+    height: int,
+    *,
+    device: Any = None,
+    half: bool = False,
+    what: str = "the picture",
+    decode: bool = False,
 ) -> None:
-    """Refuse a VAE encode/decode at width x height that would not fit in memory.
+    """Refuse a VAE encode (or, with `decode`, a whole decode) at width x height that would
+    not fit in memory.
 
     Images of a batch go through the VAE one at a time, so the batch size does not count.
     """
     check_side(width, height, what=what)
-    need = width * height * VAE_BYTES_PER_PIXEL // (2 if half else 1)
+    per_pixel = VAE_DECODE_BYTES_PER_PIXEL if decode else VAE_ENCODE_BYTES_PER_PIXEL
+    need = width * height * per_pixel // (2 if half else 1)
     limit = memory_limit(device)
     if need > limit:
         raise ParameterError(
@@ -99,7 +110,7 @@ def check_tiled_decode(
     to PIL, plus one tile's activations.
     """
     check_side(width, height, what=what)
-    tile = TILE_SIDE * TILE_SIDE * VAE_BYTES_PER_PIXEL // (2 if half else 1)
+    tile = TILE_SIDE * TILE_SIDE * VAE_DECODE_BYTES_PER_PIXEL // (2 if half else 1)
     need = width * height * DECODED_BYTES_PER_PIXEL + tile
     limit = memory_limit(device)
     if need > limit:
@@ -162,8 +173,10 @@ def check_job(graph: Any, inputs: dict[str, Any], device: Any = None, half: bool
             except (TypeError, ValueError):
                 continue  # validation names the bad value
             if width and height:  # 0 = the model's native size, filled in later
-                check = check_tiled_decode if tiles else check_vae
-                check(width, height, device=device, half=half, what="an image")
+                if tiles:
+                    check_tiled_decode(width, height, device=device, half=half, what="an image")
+                else:
+                    check_vae(width, height, device=device, half=half, what="an image", decode=True)
 
 
 def _cap(text: str) -> str:

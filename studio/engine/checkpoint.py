@@ -25,7 +25,12 @@ from diffusers.utils import logging as diffusers_logging
 
 from studio.engine.configs import bundled_config, load_tokenizers
 from studio.engine.detect import CheckpointInfo, detect
-from studio.engine.device import DeviceChoice, device_memory_budget, free_device_memory
+from studio.engine.device import (
+    DeviceChoice,
+    device_memory_budget,
+    free_device_memory,
+    trim_heap,
+)
 from studio.engine.folder_loading import stream_folder_components
 from studio.engine.single_file import can_stream, load_streamed
 from studio.errors import ModelError
@@ -220,6 +225,7 @@ def load_model(
     _apply_prediction(pipe, info)
     pipe.set_progress_bar_config(disable=True)
     pipe.to(choice.device)
+    trim_heap()  # what the load freed (headers, conversion maps, fp16 reads)
     seconds = time.perf_counter() - started
     log.info("Loaded %s (%s) in %.1f s on %s", info.path.name, info.label, seconds, choice.label)
     return LoadedModel(info, choice, pipe, module_bytes(pipe), seconds)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import logging
 import os
+import sys
 from dataclasses import dataclass
 
 import torch
@@ -87,10 +90,38 @@ def use_cpu_threads(threads: int | None = None) -> int:
 
 
 def free_device_memory(device: torch.device) -> None:
+    """Hand memory that is free but still held back to the system: the CUDA/MPS caches, or on
+    the CPU the C heap's free pages."""
     if device.type == "cuda":
         torch.cuda.empty_cache()
     elif device.type == "mps":
         torch.mps.empty_cache()
+    elif device.type == "cpu":
+        trim_heap()
+
+
+@functools.cache
+def _malloc_trim():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None).malloc_trim  # glibc; musl has none
+    except (OSError, AttributeError):
+        return None
+
+
+def trim_heap() -> None:
+    """Return the C heap's free pages to the system (glibc's malloc_trim).
+
+    glibc keeps freed memory inside its heaps: after a model load, a denoising loop or a VAE
+    decode, hundreds of MB are free but still counted, and the next peak stacks on top of
+    them. Measured on the random SD 1.5 file (CPU, 256x256): 0.16 GB after the load, 0.2 GB
+    after sampling and after the decode. A trim takes a few ms; the pages are faulted in again
+    only if the next step needs them.
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def device_memory_budget(device: torch.device) -> int:

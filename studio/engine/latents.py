@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from studio.engine.checkpoint import LoadedModel
+from studio.engine.device import trim_heap
 from studio.formats.parameters import GenerationParams
 
 
@@ -181,9 +182,10 @@ def decode_latents(pipe, latents: torch.Tensor) -> list[Image.Image]:
 
 def decode(model: LoadedModel, latent: Latent) -> list[Image.Image]:
     from studio.engine.addons import applied
-
     with applied(model, loras=False):  # the VAE only
-        return [decode_latents(model.base, samples)[0] for samples in latent.samples]
+        images = [decode_latents(model.base, samples)[0] for samples in latent.samples]
+    trim_heap()  # the decoder's activations, so the next job's peak does not stack on them
+    return images
 
 
 def _latent_stats(config, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:

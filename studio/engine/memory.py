@@ -15,11 +15,13 @@ from collections.abc import Iterator
 
 import torch
 
+from studio.engine.budget import VAE_DECODE_BYTES_PER_PIXEL
+
 log = logging.getLogger(__name__)
 
 TILING_CHOICES = ("auto", "on", "off")
-# Decoder activations per output pixel in fp32 (measured order of magnitude for the SD VAEs).
-VAE_BYTES_PER_PIXEL_FP32 = 6 * 1024
+# Decoder activations per output pixel in fp32: the one figure the job budget uses too.
+VAE_BYTES_PER_PIXEL_FP32 = VAE_DECODE_BYTES_PER_PIXEL
 # Share of free memory a whole-picture decode may take before it is tiled.
 FREE_SHARE = 0.4
 

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from studio.engine.checkpoint import LoadedModel
-from studio.engine.device import free_device_memory
+from studio.engine.device import free_device_memory, trim_heap
 from studio.engine.latents import Conditioning, Latent, empty_negative
 from studio.engine.memory_modes import memory_mode
 from studio.engine.pipeline_state import PipelineState
@@ -256,4 +256,5 @@ def sample(
                     model_family=model.info.config_name,
                 )
             )
+    trim_heap()  # the denoising loop's activations, before the decode allocates its own
     return latent.with_(width=width, height=height, samples=tuple(samples), params=tuple(made))
