@@ -123,3 +123,44 @@ def test_a_diffusers_folder_loads_through_load_model_with_streamed_weights(tiny_
     model = load_model(tiny_sd1.pipe_folder, cpu)
     assert not any(p.is_meta for p in model.base.unet.parameters())
     assert model.base.unet.dtype == cpu.dtype
+
+
+def test_the_reader_maps_each_tensor_exactly_and_refuses_what_the_file_lacks(tmp_path):
+    import json
+    import struct
+
+    from safetensors.torch import save_file
+
+    from studio.engine.streaming import SafetensorsReader
+
+    # Offsets that are not multiples of the page size, several dtypes, an empty tensor.
+    tensors = {
+        "a": torch.arange(7, dtype=torch.float16),
+        "b": torch.randn(33, 65, dtype=torch.float32),
+        "c": torch.tensor([1, -2, 3], dtype=torch.int64),
+        "e": torch.zeros(0, 4),
+    }
+    path = tmp_path / "t.safetensors"
+    save_file(tensors, str(path))
+    reader = SafetensorsReader(path)
+    for key, expected in tensors.items():
+        got = reader.read(key)
+        assert got.dtype == expected.dtype and torch.equal(got, expected)
+    got = reader.read("b")
+    got.add_(1)  # a private map: writing never reaches the file
+    reader.close()
+    assert torch.equal(SafetensorsReader(path).read("b"), tensors["b"])
+
+    # A header whose byte count disagrees with the shape, and one past the end of the file.
+    data = path.read_bytes()
+    (length,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + length])
+    for change, needle in (((0, 6), "wrong number of bytes"), ((0, 10**6), "ends early")):
+        header["a"]["data_offsets"] = list(change)
+        if needle == "ends early":
+            header["a"]["shape"] = [10**6 // 2]
+        raw = json.dumps(header).encode()
+        bad = tmp_path / "bad.safetensors"
+        bad.write_bytes(struct.pack("<Q", len(raw)) + raw + data[8 + length :])
+        with pytest.raises(ModelError, match=needle):
+            SafetensorsReader(bad).read("a")

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import mmap
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,7 +46,7 @@ _DTYPES = {
 
 
 class SafetensorsReader:
-    """The tensors of a .safetensors file, read one at a time (no memory map kept)."""
+    """The tensors of a .safetensors file, read one at a time (no map of the whole file)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -69,19 +71,32 @@ class SafetensorsReader:
         }
 
     def read(self, key: str) -> torch.Tensor:
+        """One tensor, backed by a private map of its bytes in the file (released with it).
+
+        Mapped, not read: the conversion to the run dtype reads the file's pages straight
+        from the page cache, with no copy of the bytes first (0.9 s of a 3.7 s load of an
+        SD 1.5 file), and without the GIL (a read into a zero-filled buffer held it). Callers
+        copy what they keep (`_converted_value`), so no weight stays mapped.
+        """
         entry = self._entries[key]
         start, end = entry["data_offsets"]
         dtype = self._dtype(key, entry)
+        shape = entry["shape"]
         if end == start:
-            return torch.empty(entry["shape"], dtype=dtype)
-        # An uninitialised torch buffer, not a bytearray: zero-filling a bytearray (tens of MB
-        # for the largest weights) held the GIL, stalling the window during a background load;
-        # the pages are first touched by the read, which releases it.
-        raw = torch.empty(end - start, dtype=torch.uint8)
-        self._file.seek(self._base + start)
-        if self._file.readinto(memoryview(raw.numpy())) != end - start:
-            raise ModelError(f"{self.path.name} ends early: the file is incomplete.")
-        return raw.view(dtype).reshape(entry["shape"])
+            return torch.empty(shape, dtype=dtype)
+        count = math.prod(shape)
+        if count * dtype.itemsize != end - start:
+            raise ModelError(f"{self.path.name}: tensor {key} has the wrong number of bytes.")
+        begin = self._base + start
+        skip = begin % mmap.ALLOCATIONGRANULARITY
+        try:
+            mapped = mmap.mmap(
+                self._file.fileno(), skip + end - start, offset=begin - skip,
+                access=mmap.ACCESS_COPY,
+            )  # fmt: skip
+        except (ValueError, OSError):  # past the end of the file
+            raise ModelError(f"{self.path.name} ends early: the file is incomplete.") from None
+        return torch.frombuffer(mapped, dtype=dtype, count=count, offset=skip).reshape(shape)
 
     def close(self) -> None:
         self._file.close()
