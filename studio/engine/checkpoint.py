@@ -32,6 +32,7 @@ from studio.engine.device import (
     trim_heap,
 )
 from studio.engine.folder_loading import stream_folder_components
+from studio.engine.half_storage import store_in_half
 from studio.engine.single_file import can_stream, load_streamed
 from studio.errors import ModelError
 
@@ -225,6 +226,7 @@ def load_model(
     _apply_prediction(pipe, info)
     pipe.set_progress_bar_config(disable=True)
     pipe.to(choice.device)
+    store_in_half(pipe, choice.dtype)
     trim_heap()  # what the load freed (headers, conversion maps, fp16 reads)
     seconds = time.perf_counter() - started
     log.info("Loaded %s (%s) in %.1f s on %s", info.path.name, info.label, seconds, choice.label)
