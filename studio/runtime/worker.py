@@ -386,7 +386,7 @@ class Runtime:
             return
         job.emit(JobStarted(job.id))
         started = time.perf_counter()
-        # A background load shares the GIL with the window: its imports pause now and then.
+        # A background load shares the GIL with the window (runtime/courtesy.py).
         courtesy = courteous_loading() if job.preload is not None else nullcontext()
         try:
             with courtesy:
