@@ -20,24 +20,29 @@ def test_tiling_is_chosen_from_the_size_and_the_free_memory(monkeypatch):
     assert not memory.should_tile_vae(3840, 2160, torch.float32, cpu, "off")
 
 
+def _txt2img(tiny_sd1, cpu, models, values, **options):
+    """The default text-to-image workflow on the tiny SD1 model at 128x128, plus `values`."""
+    from studio.runtime.one_call import run_workflow
+
+    base = {
+        "model.path": str(tiny_sd1.single_file),
+        "model.config": str(tiny_sd1.config_folder),
+        "positive.text": "a red circle",
+        "latent.width": 128,
+        "latent.height": 128,
+    }
+    return run_workflow("txt2img", {**base, **values}, device=cpu, models=models, **options)
+
+
 @pytest.fixture(scope="module")
 def run(tiny_sd1, cpu):
     from studio.engine.checkpoint import ModelCache
-    from studio.runtime.one_call import run_workflow
 
     models = ModelCache()
 
     def run(tiling: str):
-        values = {
-            "model.path": str(tiny_sd1.single_file),
-            "model.config": str(tiny_sd1.config_folder),
-            "positive.text": "a red circle",
-            "sample.steps": 2,
-            "latent.width": 128,
-            "latent.height": 128,
-            "decode.tiling": tiling,
-        }
-        return run_workflow("txt2img", values, device=cpu, models=models)
+        values = {"sample.steps": 2, "decode.tiling": tiling}
+        return _txt2img(tiny_sd1, cpu, models, values)
 
     return run
 
@@ -138,21 +143,12 @@ def test_the_memory_mode_setting_is_checked_like_the_others(tmp_path, caplog):
 def sample(tiny_sd1, cpu):
     """Runs the default text-to-image workflow with a memory mode; keeps the loaded model."""
     from studio.engine.checkpoint import ModelCache
-    from studio.runtime.one_call import run_workflow
 
     models = ModelCache()
 
     def sample(mode: str):
-        values = {
-            "model.path": str(tiny_sd1.single_file),
-            "model.config": str(tiny_sd1.config_folder),
-            "positive.text": "a red circle",
-            "sample.steps": 3,
-            "sample.seed": 7,
-            "latent.width": 128,
-            "latent.height": 128,
-        }
-        return run_workflow("txt2img", values, device=cpu, models=models, memory_mode=mode)
+        values = {"sample.steps": 3, "sample.seed": 7}
+        return _txt2img(tiny_sd1, cpu, models, values, memory_mode=mode)
 
     sample.models = models
     return sample

@@ -20,8 +20,6 @@ from studio.engine.budget import VAE_DECODE_BYTES_PER_PIXEL
 log = logging.getLogger(__name__)
 
 TILING_CHOICES = ("auto", "on", "off")
-# Decoder activations per output pixel in fp32: the one figure the job budget uses too.
-VAE_BYTES_PER_PIXEL_FP32 = VAE_DECODE_BYTES_PER_PIXEL
 # Share of free memory a whole-picture decode may take before it is tiled.
 FREE_SHARE = 0.4
 
@@ -42,7 +40,8 @@ def free_bytes(device: torch.device) -> int:
 def decode_bytes(width: int, height: int, dtype: torch.dtype) -> int:
     """Rough peak of decoding one picture of this size whole."""
     scale = torch.finfo(dtype).bits / 32 if dtype.is_floating_point else 1.0
-    return int(width * height * VAE_BYTES_PER_PIXEL_FP32 * scale)
+    # Decoder activations per output pixel in fp32: the figure the job budget uses too.
+    return int(width * height * VAE_DECODE_BYTES_PER_PIXEL * scale)
 
 
 def should_tile_vae(
